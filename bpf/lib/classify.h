@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * classify.h - first-match classification over five fields, at a cost that
+ * does not grow with the number of rules.
+ *
+ * Each field lookup (source and destination tries, sport/ICMP type,
+ * dport/ICMP code, protocol+TCP state) yields a bit vector of the rules
+ * that accept the field's value; rules are numbered by position, lowest
+ * first. AND-ing the five vectors leaves the rules that match the whole
+ * packet; the lowest set bit is the first match. Vectors are sparse: a
+ * summary word per 64 words says which words are non-zero, so the AND
+ * visits only words every field has bits in (usually one).
+ */
+#ifndef MOAT_BPF_CLASSIFY_H
+#define MOAT_BPF_CLASSIFY_H
+
+#include "maps.h"
+#include "bits.h"
+#include "parse.h"
+
+#define MOAT_NFIELDS 5
+
+/* The inner maps of one generation. */
+struct moat_gen_maps {
+	void *lpm4, *lpm6, *l4, *vecs, *words, *rules;
+};
+
+static __always_inline int gen_maps_get(__u32 gen, struct moat_gen_maps *m)
+{
+	m->lpm4 = bpf_map_lookup_elem(&gen_lpm4, &gen);
+	m->lpm6 = bpf_map_lookup_elem(&gen_lpm6, &gen);
+	m->l4 = bpf_map_lookup_elem(&gen_l4, &gen);
+	m->vecs = bpf_map_lookup_elem(&gen_vecs, &gen);
+	m->words = bpf_map_lookup_elem(&gen_words, &gen);
+	m->rules = bpf_map_lookup_elem(&gen_rules, &gen);
+	if (!m->lpm4 || !m->lpm6 || !m->l4 || !m->vecs || !m->words || !m->rules)
+		return -1;
+	return 0;
+}
+
+static __always_inline __u32 lookup_u32(void *map, const void *key)
+{
+	__u32 *v = bpf_map_lookup_elem(map, key);
+
+	return v ? *v : 0;
+}
+
+static __always_inline __u32 addr_vec(struct moat_gen_maps *m, const struct moat_pkt *p,
+				      __u32 table, __u32 field)
+{
+	const __u8 *a = field == MOAT_FIELD_SRC ? p->src : p->dst;
+
+	if (p->family == 4) {
+		struct moat_lpm4_key k = {
+			.prefixlen = MOAT_LPM_TAG_BITS + 32,
+			.tag = bpf_htonl(MOAT_LPM_TAG(table, field)),
+		};
+
+		__builtin_memcpy(k.addr, a, 4);
+		return lookup_u32(m->lpm4, &k);
+	} else {
+		struct moat_lpm6_key k = {
+			.prefixlen = MOAT_LPM_TAG_BITS + 128,
+			.tag = bpf_htonl(MOAT_LPM_TAG(table, field)),
+		};
+
+		__builtin_memcpy(k.addr, a, 16);
+		return lookup_u32(m->lpm6, &k);
+	}
+}
+
+/* State shared with the candidate-word callback. */
+struct classify_ctx {
+	void *vecs, *words;
+	__u32 vid[MOAT_NFIELDS];
+	__u64 cand[MOAT_SUMMARY_WORDS];
+	__u32 result;
+};
+
+/* Word @w of vector @v, or 0. */
+static __always_inline __u64 vec_word(void *words, const struct moat_vec *v, __u32 w)
+{
+	__u32 sw = (w >> 6) & (MOAT_SUMMARY_WORDS - 1);
+	__u64 below = (1ULL << (w & 63)) - 1;
+	__u32 idx;
+	__u64 *wp;
+
+	if (!(v->summary[sw] & (1ULL << (w & 63))))
+		return 0;
+	idx = v->words_off + v->rank_base[sw] + bits_popcount64(v->summary[sw] & below);
+	wp = bpf_map_lookup_elem(words, &idx);
+	return wp ? *wp : 0;
+}
+
+/*
+ * One candidate word per call, lowest first: AND the five fields' words;
+ * a non-zero AND holds the winner. Returns 1 to stop the loop.
+ */
+static long classify_step(__u32 i, void *data)
+{
+	struct classify_ctx *c = data;
+	const struct moat_vec *v;
+	__u64 acc = ~0ULL;
+	__u32 sw, w, f;
+
+	for (sw = 0; sw < MOAT_SUMMARY_WORDS; sw++)
+		if (c->cand[sw])
+			break;
+	if (sw >= MOAT_SUMMARY_WORDS)
+		return 1;
+	w = sw * 64 + bits_ctz64(c->cand[sw]);
+	c->cand[sw] &= c->cand[sw] - 1;
+
+	for (f = 0; f < MOAT_NFIELDS; f++) {
+		v = bpf_map_lookup_elem(c->vecs, &c->vid[f]);
+		if (!v)
+			return 1;
+		acc &= vec_word(c->words, v, w);
+	}
+	if (acc) {
+		c->result = w * 64 + bits_ctz64(acc);
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline __u32 port_slot(const struct moat_pkt *p, __u16 port)
+{
+	return p->has_l4 ? port : MOAT_PORT_NONE;
+}
+
+/*
+ * The position of the first rule of @table that matches @p, or
+ * MOAT_NO_RULE. @nrules bounds the answer (positions past it are unused).
+ *
+ * A global (non-inlined) function: the verifier checks it once, on its
+ * own, instead of once per path of every caller, which keeps the programs
+ * far below the verifier's complexity limit.
+ */
+__noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, __u32 nrules)
+{
+	struct classify_ctx c = { .result = MOAT_NO_RULE };
+	const struct moat_vec *v[MOAT_NFIELDS];
+	struct moat_gen_maps m;
+	__u32 base, idx, sw, f, w;
+	__u64 acc;
+
+	if (!p || !nrules || table >= MOAT_NTABLES)
+		return MOAT_NO_RULE;
+	if (gen_maps_get(gen & 1, &m))
+		return MOAT_NO_RULE;
+	c.vecs = m.vecs;
+	c.words = m.words;
+	base = table * MOAT_L4_TABLE_STRIDE;
+
+	c.vid[0] = addr_vec(&m, p, table, MOAT_FIELD_SRC);
+	c.vid[1] = addr_vec(&m, p, table, MOAT_FIELD_DST);
+	idx = base + MOAT_L4_OFF_PROTO + p->proto * 4 + (p->state & 3);
+	c.vid[2] = lookup_u32(m.l4, &idx);
+	idx = base + MOAT_L4_OFF_SPORT + port_slot(p, p->sport);
+	c.vid[3] = lookup_u32(m.l4, &idx);
+	idx = base + MOAT_L4_OFF_DPORT + port_slot(p, p->dport);
+	c.vid[4] = lookup_u32(m.l4, &idx);
+
+	for (f = 0; f < MOAT_NFIELDS; f++) {
+		v[f] = bpf_map_lookup_elem(m.vecs, &c.vid[f]);
+		if (!v[f])
+			return MOAT_NO_RULE;
+	}
+	for (sw = 0; sw < MOAT_SUMMARY_WORDS; sw++)
+		c.cand[sw] = v[0]->summary[sw] & v[1]->summary[sw] & v[2]->summary[sw] &
+			     v[3]->summary[sw] & v[4]->summary[sw];
+
+	/* Fast path: the lowest candidate word usually holds the winner. */
+	for (sw = 0; sw < MOAT_SUMMARY_WORDS; sw++)
+		if (c.cand[sw])
+			break;
+	if (sw >= MOAT_SUMMARY_WORDS)
+		return MOAT_NO_RULE;
+	w = sw * 64 + bits_ctz64(c.cand[sw]);
+	acc = vec_word(m.words, v[0], w);
+	acc &= vec_word(m.words, v[1], w);
+	acc &= vec_word(m.words, v[2], w);
+	acc &= vec_word(m.words, v[3], w);
+	acc &= vec_word(m.words, v[4], w);
+	if (acc)
+		return w * 64 + bits_ctz64(acc);
+
+	/* Slow path: the remaining candidates, in order. */
+	c.cand[sw] &= c.cand[sw] - 1;
+	bpf_loop(MOAT_VEC_WORDS, classify_step, &c, 0);
+	return c.result;
+}
+
+#endif

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * maps.h - every map moat's programs use, defined once.
+ *
+ * Both entry points live in one object (moat.bpf.c), so XDP and TC share
+ * every map.
+ *
+ * Rule sets live in generations: each gen_* map is an ARRAY_OF_MAPS indexed
+ * by generation (0 or 1) whose inner maps user space creates at the exact
+ * size the compiled rule set needs. `active_gen` says which one is in force;
+ * a packet reads it once, so it is judged by one generation from start to
+ * end. Inner maps are declared by size: user space creates them without
+ * BTF, and a struct only named through a pointer would reach BTF as a
+ * forward declaration that libbpf cannot size.
+ */
+#ifndef MOAT_BPF_MAPS_H
+#define MOAT_BPF_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "moat_abi.h"
+
+#define MOAT_GENERATIONS 2
+
+/* Set at load time: a trace instance changes no counter and no entry. */
+const volatile __u32 moat_trace_mode = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} active_gen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MOAT_GENERATIONS);
+	__type(key, __u32);
+	__type(value, struct moat_gen_config);
+} gen_config SEC(".maps");
+
+/* Address tries: (tag, prefix) -> vector id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MOAT_GENERATIONS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+		__uint(map_flags, BPF_F_NO_PREALLOC);
+		__uint(max_entries, 1);
+		__uint(key_size, sizeof(struct moat_lpm4_key));
+		__uint(value_size, sizeof(__u32));
+	});
+} gen_lpm4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MOAT_GENERATIONS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+		__uint(map_flags, BPF_F_NO_PREALLOC);
+		__uint(max_entries, 1);
+		__uint(key_size, sizeof(struct moat_lpm6_key));
+		__uint(value_size, sizeof(__u32));
+	});
+} gen_lpm6 SEC(".maps");
+
+/* Ports, ICMP type/code and protocol+state slots -> vector id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MOAT_GENERATIONS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_ARRAY);
+		__uint(map_flags, BPF_F_INNER_MAP);
+		__uint(max_entries, 1);
+		__uint(key_size, sizeof(__u32));
+		__uint(value_size, sizeof(__u32));
+	});
+} gen_l4 SEC(".maps");
+
+/* Vector headers, by vector id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MOAT_GENERATIONS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_ARRAY);
+		__uint(map_flags, BPF_F_INNER_MAP);
+		__uint(max_entries, 1);
+		__uint(key_size, sizeof(__u32));
+		__uint(value_size, sizeof(struct moat_vec));
+	});
+} gen_vecs SEC(".maps");
+
+/* The non-zero words of all vectors. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MOAT_GENERATIONS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_ARRAY);
+		__uint(map_flags, BPF_F_INNER_MAP);
+		__uint(max_entries, 1);
+		__uint(key_size, sizeof(__u32));
+		__uint(value_size, sizeof(__u64));
+	});
+} gen_words SEC(".maps");
+
+/* Rules by table position: number, action, counter slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MOAT_GENERATIONS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_ARRAY);
+		__uint(map_flags, BPF_F_INNER_MAP);
+		__uint(max_entries, 1);
+		__uint(key_size, sizeof(__u32));
+		__uint(value_size, sizeof(struct moat_rule_info));
+	});
+} gen_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MOAT_MAX_STAT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct moat_rule_stat);
+} rule_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct moat_dir_counters);
+} counters SEC(".maps");
+
+/* Connection tracking; max_entries comes from `set conntrack max`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct moat_ct_key);
+	__type(value, struct moat_ct_value);
+} conntrack SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_meta);
+} meta SEC(".maps");
+
+/* Trace instances only: what the last run decided. Never pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_trace);
+} trace_out SEC(".maps");
+
+#endif

@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * moat_abi.h - the one contract between moat's BPF programs and its CLI.
+ *
+ * Everything a map holds is defined here, with fixed-width types, explicit
+ * padding and a size check, so both sides agree byte for byte. Enum values
+ * are stable: they are what `bpftool map dump` shows and what pinned maps
+ * from an older moat hold.
+ *
+ * A compiled rule set ("generation") lives in inner maps of gen-indexed
+ * ARRAY_OF_MAPS; `active_gen` names the generation in force, so a reload
+ * is built beside the live set and switched with one map update.
+ */
+#ifndef MOAT_ABI_H
+#define MOAT_ABI_H
+
+#ifdef __BPF__
+#include <linux/types.h>
+#else
+#include <linux/types.h>
+#include <assert.h>
+#define _Static_assert static_assert
+#endif
+
+/* Bump when any pinned map's layout changes; stored in `meta`. */
+#define MOAT_ABI_VERSION 1
+
+enum moat_stage { MOAT_STAGE_NACL = 0, MOAT_STAGE_SG = 1 };
+enum moat_dir { MOAT_DIR_IN = 0, MOAT_DIR_OUT = 1 };
+enum moat_action { MOAT_ACTION_ALLOW = 0, MOAT_ACTION_DENY = 1 };
+
+/* A "table" is one stage in one direction: table = stage * 2 + dir. */
+#define MOAT_TABLE(stage, dir) ((stage) * 2 + (dir))
+#define MOAT_NTABLES 4
+
+/* Capacity of one table. 256 words of 64 rules, summarised by 4 words. */
+#define MOAT_MAX_RULES 16384
+#define MOAT_VEC_WORDS (MOAT_MAX_RULES / 64)
+#define MOAT_SUMMARY_WORDS (MOAT_VEC_WORDS / 64)
+#define MOAT_NO_RULE 0xffffffffu
+
+/*
+ * Field lookups. Each of the five fields of a table yields a vector id:
+ *   src, dst  - LPM tries keyed by (tag, address), tag = table * 2 + field
+ *   l4 array  - per table: sport/ICMP type, dport/ICMP code, proto+state
+ * ICMP type and code share the sport/dport slots: rules with ports are
+ * tcp/udp only and rules with an icmp match are icmp only, so the protocol
+ * vector keeps them apart.
+ */
+enum moat_addr_field { MOAT_FIELD_SRC = 0, MOAT_FIELD_DST = 1 };
+#define MOAT_LPM_TAG(table, field) ((table) * 2 + (field))
+#define MOAT_LPM_TAG_BITS 32
+
+struct moat_lpm4_key {
+	__u32 prefixlen; /* MOAT_LPM_TAG_BITS + prefix length */
+	__be32 tag;	 /* big endian so it is matched as the leading bits */
+	__u8 addr[4];
+};
+_Static_assert(sizeof(struct moat_lpm4_key) == 12, "lpm4 key");
+
+struct moat_lpm6_key {
+	__u32 prefixlen;
+	__be32 tag;
+	__u8 addr[16];
+};
+_Static_assert(sizeof(struct moat_lpm6_key) == 24, "lpm6 key");
+
+/* Port slots: 0..65535 are port values (or ICMP type/code), and
+ * MOAT_PORT_NONE is the slot of a packet without an L4 header (non-first
+ * fragment, or a protocol without ports): only rules without a port or
+ * icmp match are set there. */
+#define MOAT_PORT_NONE 65536
+#define MOAT_PORT_SLOTS 65537
+/* Protocol + state slots: proto * 4 + state. */
+enum moat_l4_state {
+	MOAT_L4_PLAIN = 0,   /* not TCP, or TCP without ACK/RST */
+	MOAT_L4_ACKRST = 1,  /* TCP with ACK or RST: matches `established` */
+	MOAT_L4_NOHDR = 2,   /* non-first fragment: flags unknown */
+};
+#define MOAT_PROTO_SLOTS (256 * 4)
+#define MOAT_L4_OFF_SPORT 0
+#define MOAT_L4_OFF_DPORT MOAT_PORT_SLOTS
+#define MOAT_L4_OFF_PROTO (2 * MOAT_PORT_SLOTS)
+#define MOAT_L4_TABLE_STRIDE (2 * MOAT_PORT_SLOTS + MOAT_PROTO_SLOTS)
+#define MOAT_L4_ENTRIES (MOAT_NTABLES * MOAT_L4_TABLE_STRIDE)
+
+/*
+ * A bit vector over the rules of one table, stored sparsely: summary bit w
+ * says word w is non-zero; the non-zero words sit at words_off onwards in
+ * `gen_words`, in order, so word w is at
+ *   words_off + rank_base[w / 64] + popcount(summary[w / 64] below bit w % 64).
+ * Vector id 0 is the empty vector (the value of every missing key).
+ */
+struct moat_vec {
+	__u64 summary[MOAT_SUMMARY_WORDS];
+	__u16 rank_base[MOAT_SUMMARY_WORDS];
+	__u32 words_off;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct moat_vec) == 48, "vec");
+
+/* Flags of a compiled rule. */
+#define MOAT_RULE_F_UNTRACKED 0x1 /* SG: flows it allows are not tracked */
+
+/* One rule of one table, by position (index = table rule base + position). */
+struct moat_rule_info {
+	__u32 stat_slot; /* index into rule_stats */
+	__u16 number;	 /* NACL number; SG order in the file */
+	__u8 action;	 /* enum moat_action */
+	__u8 flags;	 /* MOAT_RULE_F_* */
+};
+_Static_assert(sizeof(struct moat_rule_info) == 8, "rule info");
+
+/* Timeouts in seconds, as `set conntrack timeout ...`. */
+struct moat_ct_timeouts {
+	__u32 tcp_syn;
+	__u32 tcp_established;
+	__u32 tcp_closing;
+	__u32 udp;
+	__u32 udp_stream;
+	__u32 icmp;
+	__u32 other;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct moat_ct_timeouts) == 32, "timeouts");
+
+#define MOAT_CFG_F_PASS_NDP 0x1
+
+/* What a generation needs besides its maps; gen_config[gen]. */
+struct moat_gen_config {
+	__u32 stage_on;			 /* bit per stage */
+	__u32 flags;			 /* MOAT_CFG_F_* */
+	__u32 nrules[MOAT_NTABLES];	 /* rules per table */
+	__u32 rule_base[MOAT_NTABLES];	 /* first index in gen_rules */
+	struct moat_ct_timeouts timeouts;
+};
+_Static_assert(sizeof(struct moat_gen_config) == 72, "gen config");
+
+/*
+ * Per-rule counters (per-CPU; the CLI sums them). Each slot also names its
+ * rule, so `bpftool map dump` of `rule_stats` reads by field name. Slots
+ * are kept across reloads for rules with the same stage, direction and
+ * number; in_use is 0 for free slots.
+ */
+struct moat_rule_stat {
+	enum moat_stage stage;
+	enum moat_dir dir;
+	__u32 number;
+	enum moat_action action;
+	__u32 in_use;
+	__u32 pad;
+	__u64 packets;
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct moat_rule_stat) == 40, "rule stat");
+#define MOAT_MAX_STAT_SLOTS (2 * MOAT_NTABLES * MOAT_MAX_RULES)
+
+/* Per-direction counters (per-CPU), key = enum moat_dir. */
+struct moat_dir_counters {
+	__u64 packets;		 /* every frame seen */
+	__u64 passed;
+	__u64 dropped;
+	__u64 non_ip;		 /* passed: not IPv4/IPv6 */
+	__u64 ndp;		 /* passed: IPv6 neighbour discovery */
+	__u64 malformed;	 /* dropped: truncated or malformed headers */
+	__u64 malformed_bytes;
+	__u64 ext_hdr_limit;	 /* dropped: L4 header beyond the walk bound */
+	__u64 fragments;	 /* non-first fragments judged without ports */
+	__u64 nacl_default_deny;
+	__u64 nacl_default_deny_bytes;
+	__u64 sg_no_rule;	 /* dropped by SG: no entry and no rule */
+	__u64 sg_no_rule_bytes;
+	__u64 ct_created;
+	__u64 ct_hit;		 /* allowed by an existing entry */
+	__u64 ct_untracked;	 /* allowed by an untracked rule */
+	__u64 ct_expired;	 /* expired entry found and replaced */
+	__u64 ct_related;	 /* ICMP errors allowed with their flow */
+	__u64 ct_create_failed;	 /* entry could not be inserted */
+};
+
+/* Conntrack: the key is the flow in canonical order (lower endpoint first). */
+struct moat_ct_key {
+	__u8 family; /* 4 or 6 */
+	__u8 proto;
+	__u16 pad;
+	__be16 port_lo, port_hi;  /* ICMP echo: identifier in both */
+	__u8 addr_lo[16], addr_hi[16];
+};
+_Static_assert(sizeof(struct moat_ct_key) == 40, "ct key");
+
+enum moat_ct_state {
+	MOAT_CT_NEW = 0,	 /* first packet seen one way only */
+	MOAT_CT_SYN_SENT = 1,
+	MOAT_CT_ESTABLISHED = 2, /* both directions seen */
+	MOAT_CT_CLOSING = 3,	 /* FIN or RST seen */
+};
+
+/* Which endpoint opened the flow. */
+#define MOAT_CT_F_ORIG_LO 0x1 /* the lower endpoint sent the first packet */
+#define MOAT_CT_F_SEEN_LO 0x2 /* a packet from the lower endpoint was seen */
+#define MOAT_CT_F_SEEN_HI 0x4
+#define MOAT_CT_F_FIN_LO 0x8
+#define MOAT_CT_F_FIN_HI 0x10
+
+struct moat_ct_value {
+	__u64 created_ns;   /* bpf_ktime_get_ns() at creation */
+	__u64 last_ns;	    /* last packet */
+	__u32 timeout_s;    /* entry expires at last_ns + timeout */
+	__u8 state;	    /* enum moat_ct_state */
+	__u8 flags;	    /* MOAT_CT_F_* */
+	__u8 origin_dir;    /* enum moat_dir of the first packet */
+	__u8 pad;
+	__u32 packets[2];   /* [0] from lo, [1] from hi */
+	__u64 bytes[2];
+};
+_Static_assert(sizeof(struct moat_ct_value) == 48, "ct value");
+
+/* Identity of the pinned maps' layout, for `moat attach` on old pins. */
+struct moat_meta {
+	__u32 abi_version;
+	__u32 ifindex;
+	__u64 attached_ns;
+};
+
+/* What one run of the trace program decided (trace_out[0]). */
+enum moat_sg_by {
+	MOAT_SG_BY_NULL = 0, /* stage off or not reached */
+	MOAT_SG_BY_RULE,
+	MOAT_SG_BY_CONNTRACK,
+	MOAT_SG_BY_UNTRACKED,
+	MOAT_SG_BY_NONE,
+	MOAT_SG_BY_RELATED, /* ICMP error quoting a tracked flow */
+};
+
+enum moat_reason {
+	MOAT_REASON_NONE = 0,
+	MOAT_REASON_NON_IP,
+	MOAT_REASON_NDP,
+	MOAT_REASON_MALFORMED,
+	MOAT_REASON_EXT_HDR_LIMIT,
+	MOAT_REASON_NACL_RULE,
+	MOAT_REASON_NACL_DEFAULT,
+	MOAT_REASON_SG,
+	MOAT_REASON_STAGES_OFF,
+};
+
+struct moat_trace {
+	__u32 ran;	  /* set to 1 by the program */
+	__u32 verdict;	  /* 1 pass, 0 drop */
+	__u32 reason;	  /* enum moat_reason */
+	__u32 nacl_on;
+	__u32 nacl_pos;	  /* MOAT_NO_RULE or position in the table */
+	__u32 nacl_number;
+	__u32 nacl_action;
+	__u32 sg_on;
+	__u32 sg_by;	  /* enum moat_sg_by */
+	__u32 sg_pos;
+	__u32 sg_number;
+	__u32 ct_state;
+	struct moat_ct_key ct_key;
+	__u32 gen;
+	__u32 pad;
+};
+
+#endif

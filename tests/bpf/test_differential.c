@@ -1,0 +1,550 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * test_differential.c - the real datapath against the reference matcher.
+ *
+ * For S seeded random rule sets (1..4096 NACL rules, most of them small)
+ * and P random packets each, every packet is built into a frame and run
+ * through both BPF programs (in: XDP, out: TC) with BPF_PROG_TEST_RUN on a
+ * private instance in trace mode; the verdict and the deciding NACL rule
+ * the program records must be those user/reference.c computes from the
+ * CONTRACT. The rule sets hold NACL rules only, so the SG stage is off and
+ * the verdict is the NACL's.
+ *
+ * On a disagreement the test prints how to rerun that one rule set, the
+ * rule set (as a rules file), the packet and both judgements, then shrinks
+ * the rule set to the fewest rules that still disagree and prints that too.
+ *
+ * Environment: MOAT_DIFF_SETS (60), MOAT_DIFF_PACKETS (2000 per set),
+ * MOAT_DIFF_SEED (fixed default, so CI is repeatable), MOAT_DIFF_MAX_RULES
+ * (4096), MOAT_DIFF_ONLY (run only the rule set of that index). Needs root.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "datapath.h"
+#include "packet.h"
+#include "randgen.h"
+#include "reference.h"
+#include "rules.h"
+
+#define DIFF_DEFAULT_SETS 60
+#define DIFF_DEFAULT_PACKETS 2000
+#define DIFF_DEFAULT_SEED 20240611
+#define DIFF_DEFAULT_MAX_RULES 4096
+/* Rule sets up to this size are printed whole; bigger ones go to a file. */
+#define DIFF_PRINT_RULES 64
+/* Detailed reports (and shrinks) per run; the rest are only counted. */
+#define DIFF_MAX_REPORTS 3
+/* Datapath runs a shrink may spend. */
+#define DIFF_SHRINK_BUDGET 3000
+
+struct diff_cfg {
+	uint64_t seed;
+	size_t sets, packets, max_rules;
+	long only; /* -1: every set */
+};
+
+/* One judgement: what the datapath did and what the reference says. */
+struct diff_case {
+	int err; /* from moat_inst_run */
+	bool pass;
+	struct moat_trace t;
+	int want; /* 1 pass, 0 drop */
+	const struct rule *winner;
+	bool ndp; /* passed before any stage (CONTRACT §1) */
+};
+
+/* What the judgements were, to show the run covered what it should. */
+struct diff_tally {
+	size_t by_allow, by_deny, by_default, ndp, frag, v6, deep;
+};
+
+static struct moat_inst *diff_inst;
+static struct diff_cfg cfg;
+
+static unsigned long long env_ull(const char *name, unsigned long long def)
+{
+	const char *v = getenv(name);
+	char *end;
+	unsigned long long n;
+
+	if (!v || !*v)
+		return def;
+	errno = 0;
+	n = strtoull(v, &end, 0);
+	if (errno || *end) {
+		fprintf(stderr, "%s=%s is not a number; using %llu\n", name, v, def);
+		return def;
+	}
+	return n;
+}
+
+/* Each rule set has its own seed, so one set is rerun without the others. */
+static uint64_t diff_set_seed(uint64_t seed, size_t idx)
+{
+	struct randgen g;
+
+	randgen_seed(&g, seed ^ (0x5bd1e995ull * (idx + 1)));
+	return randgen_u64(&g);
+}
+
+/* Mostly small rule sets, now and then a big one; the last is the biggest. */
+static size_t diff_set_size(struct randgen *g, size_t idx)
+{
+	uint32_t k = randgen_below(g, 100);
+	size_t n;
+
+	if (idx + 1 == cfg.sets)
+		return cfg.max_rules;
+	if (k < 45)
+		n = randgen_between(g, 1, 16);
+	else if (k < 75)
+		n = randgen_between(g, 17, 128);
+	else if (k < 92)
+		n = randgen_between(g, 129, 1024);
+	else
+		n = randgen_between(g, 1025, 4096);
+	return n < cfg.max_rules ? n : cfg.max_rules;
+}
+
+static bool diff_stage_on(const struct ruleset *rs)
+{
+	return reference_stage_on(rs, RULE_STAGE_NACL);
+}
+
+/* Run @p in @dir through the datapath and the reference; true when they agree. */
+static bool diff_judge(const struct ruleset *rs, enum rule_dir dir, const struct packet *p,
+		       struct diff_case *c)
+{
+	uint8_t frame[256];
+	int len;
+
+	memset(c, 0, sizeof(*c));
+	c->want = reference_nacl(rs, dir, p, &c->winner);
+	c->ndp = rs->settings.pass_ndp && reference_is_ndp(p);
+	if (c->ndp)
+		c->want = 1;
+
+	len = packet_build_frame(p, frame, sizeof(frame));
+	if (len < 0) {
+		c->err = len;
+		return false;
+	}
+	c->err = moat_inst_run(diff_inst, dir, frame, (size_t)len, &c->pass, &c->t);
+	if (c->err || c->t.ran != 1)
+		return false;
+	if (c->pass != (c->t.verdict == 1) || c->pass != (c->want == 1))
+		return false;
+	if (c->ndp) /* with both stages off, either reason says why */
+		return c->t.reason == MOAT_REASON_NDP || !diff_stage_on(rs);
+	if (!diff_stage_on(rs))
+		return !c->t.nacl_on;
+	if (!c->t.nacl_on)
+		return false;
+	if (!c->winner)
+		return c->t.nacl_pos == MOAT_NO_RULE;
+	return c->t.nacl_pos != MOAT_NO_RULE && c->t.nacl_number == (__u32)c->winner->number &&
+	       c->t.nacl_action == (c->winner->action == RULE_ALLOW ? (__u32)MOAT_ACTION_ALLOW
+								    : (__u32)MOAT_ACTION_DENY);
+}
+
+static bool diff_set_is_used(const struct ruleset *rs, size_t set)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nrules; i++) {
+		const struct rule *r = &rs->rules[i];
+
+		if ((r->src.kind == RULE_ADDR_SET && (size_t)r->src.set == set) ||
+		    (r->dst.kind == RULE_ADDR_SET && (size_t)r->dst.set == set))
+			return true;
+	}
+	return false;
+}
+
+/* The rule set as a rules file: settings that differ, sets in use, rules in file order. */
+static void diff_print_ruleset(FILE *f, const struct ruleset *rs)
+{
+	char line[512];
+	size_t i, j;
+
+	if (!rs->settings.pass_ndp)
+		fprintf(f, "set pass-ndp off\n");
+	for (i = 0; i < rs->nsets; i++) {
+		if (!diff_set_is_used(rs, i))
+			continue;
+		fprintf(f, "set %s {", rs->sets[i].name);
+		for (j = 0; j < rs->sets[i].n; j++) {
+			if (rule_prefix_format(&rs->sets[i].prefixes[j], line, sizeof(line)))
+				snprintf(line, sizeof(line), "<bad prefix>");
+			fprintf(f, "%s %s", j ? "," : "", line);
+		}
+		fprintf(f, " }\n");
+	}
+	for (i = 0; i < rs->nrules; i++) {
+		if (rule_format(&rs->rules[i], rs, line, sizeof(line)))
+			snprintf(line, sizeof(line), "<rule %zu does not format>", i);
+		fprintf(f, "%s\n", line);
+	}
+}
+
+static void diff_print_case(const struct ruleset *rs, enum rule_dir dir, const struct packet *p,
+			    const struct diff_case *c)
+{
+	char pkt[256], rule[512] = "implicit final deny";
+
+	if (packet_format(p, pkt, sizeof(pkt)))
+		snprintf(pkt, sizeof(pkt), "<packet does not format>");
+	if (c->ndp)
+		snprintf(rule, sizeof(rule), "neighbour discovery passes (pass-ndp on)");
+	else if (!diff_stage_on(rs))
+		snprintf(rule, sizeof(rule), "NACL stage off");
+	else if (c->winner && rule_format(c->winner, rs, rule, sizeof(rule)))
+		snprintf(rule, sizeof(rule), "<rule does not format>");
+	printf("#   packet: %s %s\n", rule_dir_name(dir), pkt);
+	printf("#   reference: %s by: %s\n", c->want ? "pass" : "drop", rule);
+	if (c->err) {
+		printf("#   datapath: error %d (%s)\n", c->err, strerror(-c->err));
+		return;
+	}
+	if (c->t.nacl_pos == MOAT_NO_RULE)
+		snprintf(rule, sizeof(rule), "none");
+	else
+		snprintf(rule, sizeof(rule), "pos %u number %u action %s", c->t.nacl_pos,
+			 c->t.nacl_number,
+			 c->t.nacl_action == MOAT_ACTION_ALLOW ? "allow" : "deny");
+	printf("#   datapath: %s (trace: ran %u verdict %u reason %u nacl_on %u nacl rule: %s)\n",
+	       c->pass ? "pass" : "drop", c->t.ran, c->t.verdict, c->t.reason, c->t.nacl_on, rule);
+}
+
+/* Apply @rs; a failure is reported with its diagnostics. */
+static int diff_apply(const struct ruleset *rs, bool report)
+{
+	struct diags d;
+	int err;
+
+	diags_init(&d);
+	err = moat_inst_apply(diff_inst, rs, &d);
+	if (err && report) {
+		printf("# moat_inst_apply: %s\n", strerror(-err));
+		diags_print(&d, stdout);
+	}
+	diags_free(&d);
+	return err;
+}
+
+/*
+ * The rules of @rs minus those removed so far, as a rule set that shares
+ * @rs's sets and settings (so it must not be freed with ruleset_free).
+ */
+static struct ruleset diff_view(const struct ruleset *rs, struct rule *rules, size_t n)
+{
+	struct ruleset v = *rs;
+	size_t i;
+
+	v.rules = rules;
+	v.nrules = v.cap = n;
+	v.stage_on[RULE_STAGE_NACL] = false;
+	for (i = 0; i < n; i++)
+		v.stage_on[RULE_STAGE_NACL] |= rules[i].stage == RULE_STAGE_NACL;
+	return v;
+}
+
+static bool diff_disagrees(const struct ruleset *rs, struct rule *rules, size_t n,
+			   enum rule_dir dir, const struct packet *p, size_t *budget)
+{
+	struct ruleset v = diff_view(rs, rules, n);
+	struct diff_case c;
+
+	if (!*budget)
+		return false;
+	(*budget)--;
+	if (diff_apply(&v, false))
+		return false; /* another failure; keep to the one being shrunk */
+	return !diff_judge(&v, dir, p, &c);
+}
+
+/*
+ * Shrink the rule set to few rules that still disagree on @p: try to drop
+ * chunks of rules, halving the chunk when no chunk can go (delta debugging).
+ */
+static void diff_shrink(const struct ruleset *rs, enum rule_dir dir, const struct packet *p)
+{
+	size_t n = rs->nrules, chunk, start, budget = DIFF_SHRINK_BUDGET, k;
+	struct rule *cur = malloc(n * sizeof(*cur)), *cand = malloc(n * sizeof(*cand));
+	struct ruleset v;
+	struct diff_case c;
+
+	if (!cur || !cand)
+		goto out;
+	memcpy(cur, rs->rules, n * sizeof(*cur));
+	for (chunk = n / 2 ? n / 2 : 1; chunk >= 1 && budget;) {
+		bool removed = false;
+
+		for (start = 0; start < n && budget;) {
+			k = chunk < n - start ? chunk : n - start;
+			memcpy(cand, cur, start * sizeof(*cand));
+			memcpy(cand + start, cur + start + k, (n - start - k) * sizeof(*cand));
+			if (diff_disagrees(rs, cand, n - k, dir, p, &budget)) {
+				memcpy(cur, cand, (n - k) * sizeof(*cur));
+				n -= k;
+				removed = true;
+			} else {
+				start += k;
+			}
+		}
+		if (!removed) {
+			if (chunk == 1)
+				break;
+			chunk /= 2;
+		} else if (chunk > n) {
+			chunk = n ? n : 1;
+		}
+	}
+
+	v = diff_view(rs, cur, n);
+	if (diff_apply(&v, true))
+		goto out;
+	if (diff_judge(&v, dir, p, &c)) {
+		printf("# shrinking lost the disagreement (%zu runs); it needs the whole set\n",
+		       (size_t)DIFF_SHRINK_BUDGET - budget);
+		goto out;
+	}
+	printf("# shrunk to %zu rule(s) in %zu runs%s:\n", n, (size_t)DIFF_SHRINK_BUDGET - budget,
+	       budget ? "" : " (budget spent, may shrink further)");
+	diff_print_ruleset(stdout, &v);
+	diff_print_case(&v, dir, p, &c);
+out:
+	free(cur);
+	free(cand);
+}
+
+/* Report the first disagreement of a rule set at length. */
+static void diff_report(const struct ruleset *rs, size_t idx, uint64_t set_seed, size_t pkt_idx,
+			enum rule_dir dir, const struct packet *p, const struct diff_case *c)
+{
+	char path[128];
+	FILE *f;
+
+	printf("# MISMATCH: set %zu (seed %llu, set seed %llu), packet %zu, %zu rules\n", idx,
+	       (unsigned long long)cfg.seed, (unsigned long long)set_seed, pkt_idx, rs->nrules);
+	printf("# rerun: MOAT_DIFF_SEED=%llu MOAT_DIFF_SETS=%zu MOAT_DIFF_MAX_RULES=%zu "
+	       "MOAT_DIFF_ONLY=%zu\n",
+	       (unsigned long long)cfg.seed, cfg.sets, cfg.max_rules, idx);
+	diff_print_case(rs, dir, p, c);
+	if (rs->nrules <= DIFF_PRINT_RULES) {
+		printf("# rule set:\n");
+		diff_print_ruleset(stdout, rs);
+	} else {
+		snprintf(path, sizeof(path), "/tmp/moat-diff-%llu-%zu.rules",
+			 (unsigned long long)cfg.seed, idx);
+		f = fopen(path, "w");
+		if (f) {
+			diff_print_ruleset(f, rs);
+			fclose(f);
+			printf("# rule set (%zu rules) written to %s\n", rs->nrules, path);
+		} else {
+			printf("# rule set (%zu rules) not written: %s: %s\n", rs->nrules, path,
+			       strerror(errno));
+		}
+	}
+	diff_shrink(rs, dir, p);
+}
+
+static void diff_tally_add(struct diff_tally *tl, const struct packet *p, const struct diff_case *c)
+{
+	if (c->ndp)
+		tl->ndp++;
+	else if (!c->winner)
+		tl->by_default++;
+	else if (c->winner->action == RULE_ALLOW)
+		tl->by_allow++;
+	else
+		tl->by_deny++;
+	if (!c->ndp && c->winner && c->t.nacl_pos != MOAT_NO_RULE && c->t.nacl_pos >= 64)
+		tl->deep++;
+	tl->frag += p->frag;
+	tl->v6 += p->family == 6;
+}
+
+static double diff_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_differential_nacl(void **state)
+{
+	size_t idx, i, checked = 0, sets = 0, mismatches = 0, reports = 0, rules = 0;
+	struct diff_tally tl = { 0 };
+	double t0 = diff_now();
+
+	for (idx = 0; idx < cfg.sets; idx++) {
+		uint64_t set_seed = diff_set_seed(cfg.seed, idx);
+		struct randgen_opts o = { .max_sets = 4 };
+		size_t set_mismatches = 0;
+		struct ruleset rs;
+		struct randgen g;
+		int err;
+
+		if (cfg.only >= 0 && (size_t)cfg.only != idx)
+			continue;
+		randgen_seed(&g, set_seed);
+		o.nacl_rules = diff_set_size(&g, idx);
+		ruleset_init(&rs);
+		err = randgen_ruleset(&g, &o, &rs);
+		assert_int_equal(err, 0);
+
+		err = diff_apply(&rs, true);
+		if (err) {
+			printf("# set %zu (seed %llu, %zu rules) was not applied\n", idx,
+			       (unsigned long long)cfg.seed, rs.nrules);
+			mismatches++;
+			ruleset_free(&rs);
+			continue;
+		}
+		for (i = 0; i < cfg.packets; i++) {
+			struct packet p;
+			struct diff_case c;
+			int dir;
+
+			randgen_packet(&g, &rs, &p);
+			for (dir = RULE_DIR_IN; dir <= RULE_DIR_OUT; dir++) {
+				if (diff_judge(&rs, (enum rule_dir)dir, &p, &c)) {
+					diff_tally_add(&tl, &p, &c);
+					continue;
+				}
+				set_mismatches++;
+				if (set_mismatches == 1 && reports < DIFF_MAX_REPORTS) {
+					reports++;
+					diff_report(&rs, idx, set_seed, i, (enum rule_dir)dir, &p,
+						    &c);
+					/* the shrink applied other rule sets: back to this one */
+					if (diff_apply(&rs, true)) {
+						i = cfg.packets;
+						break;
+					}
+				}
+			}
+			checked++;
+		}
+		if (set_mismatches)
+			printf("# set %zu: %zu rules, %zu of %zu judgements disagree\n", idx,
+			       rs.nrules, set_mismatches, 2 * cfg.packets);
+		mismatches += set_mismatches;
+		rules += rs.nrules;
+		sets++;
+		ruleset_free(&rs);
+	}
+	printf("# checked %zu packets (%zu judgements) over %zu rule sets (%zu rules), "
+	       "%zu mismatches, seed %llu, %.1f s\n",
+	       checked, 2 * checked, sets, rules, mismatches, (unsigned long long)cfg.seed,
+	       diff_now() - t0);
+	printf("# judgements: %zu allowed by a rule, %zu denied by a rule, %zu by the final "
+	       "deny, %zu NDP; %zu fragments, %zu IPv6; %zu decided past position 63\n",
+	       tl.by_allow, tl.by_deny, tl.by_default, tl.ndp, tl.frag, tl.v6, tl.deep);
+	assert_int_equal(mismatches, 0);
+}
+
+/* No rule line at all: both stages off, everything passes, no NACL rule named. */
+static void test_stages_off(void **state)
+{
+	struct ruleset rs;
+	struct randgen g;
+	struct packet p;
+	struct diff_case c;
+	size_t i;
+	int dir;
+
+	ruleset_init(&rs);
+	assert_int_equal(diff_apply(&rs, true), 0);
+	randgen_seed(&g, cfg.seed);
+	for (i = 0; i < 200; i++) {
+		randgen_packet(&g, &rs, &p);
+		for (dir = RULE_DIR_IN; dir <= RULE_DIR_OUT; dir++) {
+			if (!diff_judge(&rs, (enum rule_dir)dir, &p, &c)) {
+				diff_print_case(&rs, (enum rule_dir)dir, &p, &c);
+				fail_msg("stages off: packet %zu disagrees", i);
+			}
+		}
+	}
+	ruleset_free(&rs);
+}
+
+static int setup(void **state)
+{
+	int err;
+
+	if (geteuid() != 0) {
+		/* CI runs as root: a skip there would hide a failure */
+		if (getenv("CI")) {
+			print_message(
+				"the differential test needs root (BPF); CI must run it as root\n");
+			return -1;
+		}
+		print_message("not root: BPF_PROG_TEST_RUN needs root; skipping\n");
+		return 0;
+	}
+	err = moat_inst_open_private(&diff_inst, true);
+	if (err) {
+		print_message("moat_inst_open_private: %s\n", strerror(-err));
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	if (diff_inst)
+		moat_inst_close(diff_inst);
+	diff_inst = NULL;
+	return 0;
+}
+
+static void run_or_skip(void (*fn)(void **), void **state)
+{
+	if (!diff_inst)
+		skip();
+	fn(state);
+}
+
+static void test_stages_off_run(void **state)
+{
+	run_or_skip(test_stages_off, state);
+}
+
+static void test_differential_nacl_run(void **state)
+{
+	run_or_skip(test_differential_nacl, state);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stages_off_run),
+		cmocka_unit_test(test_differential_nacl_run),
+	};
+
+	cfg.seed = env_ull("MOAT_DIFF_SEED", DIFF_DEFAULT_SEED);
+	cfg.sets = env_ull("MOAT_DIFF_SETS", DIFF_DEFAULT_SETS);
+	cfg.packets = env_ull("MOAT_DIFF_PACKETS", DIFF_DEFAULT_PACKETS);
+	cfg.max_rules = env_ull("MOAT_DIFF_MAX_RULES", DIFF_DEFAULT_MAX_RULES);
+	cfg.only = getenv("MOAT_DIFF_ONLY") ? (long)env_ull("MOAT_DIFF_ONLY", 0) : -1;
+	if (cfg.max_rules < 1)
+		cfg.max_rules = 1;
+	printf("# differential: seed %llu, %zu rule sets of 1..%zu rules, %zu packets each\n",
+	       (unsigned long long)cfg.seed, cfg.sets, cfg.max_rules, cfg.packets);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cmd_trace.c - `moat trace IFACE|--rules FILE in|out PACKET [--json]`:
+ * run one packet through the real BPF program (BPF_PROG_TEST_RUN) and say
+ * which stage and rule decided it. The trace build of the program counts
+ * nothing and creates no connection entry, so tracing on a live interface
+ * changes nothing.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "cmd.h"
+#include "datapath.h"
+#include "dp_load.h"
+#include "output.h"
+#include "packet.h"
+#include "rules.h"
+
+static const char *reason_text(unsigned reason)
+{
+	switch (reason) {
+	case MOAT_REASON_NON_IP:
+		return "not IP: non-IP frames pass";
+	case MOAT_REASON_NDP:
+		return "IPv6 neighbour discovery passes (set pass-ndp off to filter it)";
+	case MOAT_REASON_MALFORMED:
+		return "malformed or truncated headers: dropped";
+	case MOAT_REASON_EXT_HDR_LIMIT:
+		return "IPv6 extension headers beyond the walk bound: dropped";
+	case MOAT_REASON_NACL_RULE:
+		return "decided by a NACL rule";
+	case MOAT_REASON_NACL_DEFAULT:
+		return "no NACL rule matched: implicit final deny";
+	case MOAT_REASON_SG:
+		return "no SG rule allows it and no tracked connection: dropped";
+	case MOAT_REASON_STAGES_OFF:
+		return "no stage is on: passes";
+	default:
+		return "passed every stage";
+	}
+}
+
+static const char *sg_by_name(unsigned by)
+{
+	switch (by) {
+	case MOAT_SG_BY_RULE:
+		return "rule";
+	case MOAT_SG_BY_CONNTRACK:
+	case MOAT_SG_BY_RELATED:
+		return "conntrack";
+	case MOAT_SG_BY_UNTRACKED:
+		return "untracked";
+	case MOAT_SG_BY_NONE:
+		return "none";
+	default:
+		return NULL;
+	}
+}
+
+/* The rule line of @rs for (stage, dir, number), when known. */
+static const struct rule *find_rule(const struct ruleset *rs, int stage, int dir, unsigned num)
+{
+	size_t i;
+
+	if (!rs)
+		return NULL;
+	for (i = 0; i < rs->nrules; i++)
+		if ((int)rs->rules[i].stage == stage && (int)rs->rules[i].dir == dir &&
+		    (unsigned)rs->rules[i].number == num)
+			return &rs->rules[i];
+	return NULL;
+}
+
+static void print_text(const struct moat_trace *t, int dir, const char *pkt,
+		       const struct ruleset *rs)
+{
+	const char *d = dir == MOAT_DIR_IN ? "in" : "out";
+	const struct rule *r;
+	char line[1024];
+
+	printf("%s %s: %s\n", d, pkt, t->verdict ? "PASS" : "DROP");
+	if (!t->nacl_on)
+		printf("  nacl %-3s: %s\n", d,
+		       t->reason == MOAT_REASON_MALFORMED || t->reason == MOAT_REASON_NON_IP ||
+				       t->reason == MOAT_REASON_NDP ||
+				       t->reason == MOAT_REASON_EXT_HDR_LIMIT ?
+			       "not reached" :
+			       "off (or not reached)");
+	else if (t->nacl_pos == MOAT_NO_RULE)
+		printf("  nacl %-3s: no rule matched: implicit final deny\n", d);
+	else {
+		r = find_rule(rs, RULE_STAGE_NACL, dir, t->nacl_number);
+		if (r)
+			rule_format(r, rs, line, sizeof(line));
+		printf("  nacl %-3s: rule %u %s%s%s\n", d, t->nacl_number,
+		       t->nacl_action == MOAT_ACTION_ALLOW ? "allow" : "deny", r ? "   " : "",
+		       r ? line : "");
+	}
+	if (!t->sg_on)
+		printf("  sg   %-3s: off (or not reached)\n", d);
+	else {
+		switch (t->sg_by) {
+		case MOAT_SG_BY_RULE:
+		case MOAT_SG_BY_UNTRACKED:
+			r = find_rule(rs, RULE_STAGE_SG, dir, t->sg_number);
+			if (r)
+				rule_format(r, rs, line, sizeof(line));
+			printf("  sg   %-3s: allowed by rule %u%s%s%s\n", d, t->sg_number,
+			       t->sg_by == MOAT_SG_BY_UNTRACKED ? " (untracked flow)" :
+								  " (a connection entry would be created)",
+			       r ? "   " : "", r ? line : "");
+			break;
+		case MOAT_SG_BY_CONNTRACK:
+			printf("  sg   %-3s: allowed by a tracked connection (state %u)\n", d,
+			       t->ct_state);
+			break;
+		case MOAT_SG_BY_RELATED:
+			printf("  sg   %-3s: ICMP error quoting a tracked connection\n", d);
+			break;
+		case MOAT_SG_BY_NONE:
+			printf("  sg   %-3s: no rule allows it and no tracked connection\n", d);
+			break;
+		default:
+			printf("  sg   %-3s: not reached\n", d);
+		}
+	}
+	printf("  why: %s\n", reason_text(t->reason));
+}
+
+static void print_json(const struct moat_trace *t, int dir, const char *pkt, const char *iface,
+		       const char *rules_file)
+{
+	struct json_object *o = json_object_new_object(), *n = json_object_new_object();
+	struct json_object *s = json_object_new_object();
+	const char *by = t->sg_on ? sg_by_name(t->sg_by) : NULL;
+
+	if (iface)
+		json_object_object_add(o, "interface", json_object_new_string(iface));
+	if (rules_file)
+		json_object_object_add(o, "rules", json_object_new_string(rules_file));
+	json_object_object_add(o, "direction",
+			       json_object_new_string(dir == MOAT_DIR_IN ? "in" : "out"));
+	json_object_object_add(o, "packet", json_object_new_string(pkt));
+	json_object_object_add(o, "verdict", json_object_new_string(t->verdict ? "pass" : "drop"));
+	json_object_object_add(o, "reason", json_object_new_string(reason_text(t->reason)));
+
+	json_object_object_add(n, "on", json_object_new_boolean(t->nacl_on));
+	if (t->nacl_on && t->nacl_pos != MOAT_NO_RULE) {
+		json_object_object_add(n, "rule", json_object_new_int(t->nacl_number));
+		json_object_object_add(n, "action", json_object_new_string(
+							    t->nacl_action == MOAT_ACTION_ALLOW ?
+								    "allow" :
+								    "deny"));
+	} else {
+		json_object_object_add(n, "rule", NULL);
+		json_object_object_add(n, "action", t->nacl_on ? json_object_new_string("deny") :
+								  NULL);
+	}
+	json_object_object_add(o, "nacl", n);
+
+	json_object_object_add(s, "on", json_object_new_boolean(t->sg_on));
+	json_object_object_add(s, "by", by ? json_object_new_string(by) : NULL);
+	json_object_object_add(s, "rule",
+			       t->sg_on && (t->sg_by == MOAT_SG_BY_RULE ||
+					    t->sg_by == MOAT_SG_BY_UNTRACKED) ?
+				       json_object_new_int(t->sg_number) :
+				       NULL);
+	json_object_object_add(s, "related", json_object_new_boolean(t->sg_by == MOAT_SG_BY_RELATED));
+	json_object_object_add(o, "sg", s);
+	out_json(o);
+}
+
+int cmd_trace(int argc, char **argv)
+{
+	const char *rules_file = NULL, *iface = NULL;
+	bool json = false;
+	struct arg_opt opts[] = { { "rules", true, &rules_file, NULL },
+				  { "json", false, NULL, &json },
+				  { 0 } };
+	struct moat_inst *inst = NULL;
+	struct ruleset rs, *rsp = NULL;
+	struct moat_trace t;
+	struct packet p;
+	struct diags d;
+	struct args a;
+	uint8_t frame[1600];
+	char err[512], pkt[512];
+	int first, dir, len, rc, ret = MOAT_EXIT_OK;
+	bool pass;
+
+	if (args_parse(argc, argv, opts, &a, json))
+		return MOAT_EXIT_INPUT;
+	first = rules_file ? 0 : 1;
+	if (a.npos < first + 2) {
+		out_error(json, "usage: moat trace IFACE|--rules FILE in|out PACKET [--json]");
+		return MOAT_EXIT_INPUT;
+	}
+	if (!rules_file)
+		iface = a.pos[0];
+	if (!strcmp(a.pos[first], "in"))
+		dir = MOAT_DIR_IN;
+	else if (!strcmp(a.pos[first], "out"))
+		dir = MOAT_DIR_OUT;
+	else {
+		out_error(json, "expected the direction 'in' or 'out', not '%s'", a.pos[first]);
+		return MOAT_EXIT_INPUT;
+	}
+	if (packet_parse(a.npos - first - 1, a.pos + first + 1, &p, err, sizeof(err))) {
+		out_error(json, "bad packet: %s", err);
+		return MOAT_EXIT_INPUT;
+	}
+	packet_format(&p, pkt, sizeof(pkt));
+	len = packet_build_frame(&p, frame, sizeof(frame));
+	if (len < 0) {
+		out_error(json, "cannot build the packet: %s", strerror(-len));
+		return MOAT_EXIT_INPUT;
+	}
+
+	diags_init(&d);
+	ruleset_init(&rs);
+	if (rules_file) {
+		if (rules_parse_file(rules_file, &rs, &d)) {
+			if (json) {
+				struct json_object *o = json_object_new_object();
+
+				json_object_object_add(o, "error", json_object_new_string(
+									   "the rules file has errors"));
+				json_object_object_add(o, "diagnostics", out_diags_json(&d));
+				out_json(o);
+			} else {
+				diags_print(&d, stderr);
+			}
+			ret = MOAT_EXIT_INPUT;
+			goto out;
+		}
+		rsp = &rs;
+		rc = moat_inst_open_private(&inst, true);
+		if (rc) {
+			out_error(json, "loading the datapath: %s", strerror(-rc));
+			ret = MOAT_EXIT_SYSTEM;
+			goto out;
+		}
+		rc = moat_inst_apply(inst, &rs, &d);
+		if (rc) {
+			out_error(json, "applying %s: %s", rules_file,
+				  d.n ? d.v[d.n - 1].msg : strerror(-rc));
+			ret = rc == -E2BIG ? MOAT_EXIT_INPUT : MOAT_EXIT_SYSTEM;
+			goto out;
+		}
+	} else {
+		rc = moat_inst_open_bound(&inst, iface, err, sizeof(err));
+		if (rc) {
+			out_error(json, "%s", err);
+			ret = MOAT_EXIT_SYSTEM;
+			goto out;
+		}
+	}
+	rc = moat_inst_run(inst, dir, frame, len, &pass, &t);
+	if (rc || !t.ran) {
+		out_error(json, "running the packet through the datapath: %s",
+			  rc ? strerror(-rc) : "no result");
+		ret = MOAT_EXIT_SYSTEM;
+		goto out;
+	}
+	if (json)
+		print_json(&t, dir, pkt, iface, rules_file);
+	else
+		print_text(&t, dir, pkt, rsp);
+out:
+	moat_inst_close(inst);
+	ruleset_free(&rs);
+	diags_free(&d);
+	return ret;
+}

@@ -1,0 +1,648 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * compile.c - rules -> map images for one generation.
+ *
+ * For every table (stage x direction) the rules are put in position order
+ * and each of the five fields is cut into the regions where the set of
+ * accepting rules is constant:
+ *   - protocol x TCP state: 256 x 3 slots, tried directly;
+ *   - sport/ICMP type and dport/ICMP code: elementary intervals of the
+ *     rules' ranges, found with one sweep, plus the "no L4 header" slot;
+ *   - source and destination prefixes: every prefix a rule names, each
+ *     holding the rules of its own and of every enclosing prefix, so the
+ *     kernel's longest-prefix match returns exactly the accepting rules.
+ * Each region's rule set is a bit vector; identical vectors are stored once
+ * (interned by content), sparsely, as struct moat_vec describes.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "compile.h"
+
+#define W_MAX MOAT_VEC_WORDS
+
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+	size_t ncap = *cap ? *cap : 64;
+	void *np;
+
+	if (need <= *cap)
+		return p;
+	while (ncap < need)
+		ncap *= 2;
+	np = realloc(p, ncap * elem);
+	if (!np)
+		return NULL;
+	*cap = ncap;
+	return np;
+}
+
+/* ---- vector interning ---- */
+
+static uint64_t mix64(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+	h *= 0xff51afd7ed558ccdULL;
+	return h ^ (h >> 33);
+}
+
+static uint64_t vec_hash(const struct moat_vec *v, const uint64_t *nz, size_t nnz)
+{
+	uint64_t h = 0x12345;
+	size_t i;
+
+	for (i = 0; i < MOAT_SUMMARY_WORDS; i++)
+		h = mix64(h, v->summary[i]);
+	for (i = 0; i < nnz; i++)
+		h = mix64(h, nz[i]);
+	return h;
+}
+
+static size_t vec_nnz(const struct moat_vec *v)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < MOAT_SUMMARY_WORDS; i++)
+		n += __builtin_popcountll(v->summary[i]);
+	return n;
+}
+
+static int vindex_insert(struct moat_image *img, uint32_t vid)
+{
+	const struct moat_vec *v = &img->vecs[vid];
+	size_t mask = img->vindex_cap - 1;
+	size_t slot = vec_hash(v, img->words + v->words_off, vec_nnz(v)) & mask;
+
+	while (img->vindex[slot])
+		slot = (slot + 1) & mask;
+	img->vindex[slot] = vid;
+	return 0;
+}
+
+static int vindex_grow(struct moat_image *img)
+{
+	size_t cap = img->vindex_cap ? img->vindex_cap * 2 : 1024;
+	uint32_t vid;
+
+	free(img->vindex);
+	img->vindex = calloc(cap, sizeof(*img->vindex));
+	if (!img->vindex)
+		return -ENOMEM;
+	img->vindex_cap = cap;
+	for (vid = 1; vid < img->nvecs; vid++)
+		vindex_insert(img, vid);
+	return 0;
+}
+
+/* The id of the vector with bits @bits (@nw words), adding it if new. */
+static int vec_intern(struct moat_image *img, const uint64_t *bits, size_t nw, uint32_t *vid)
+{
+	uint64_t nz[W_MAX];
+	struct moat_vec v = { 0 };
+	size_t i, nnz = 0, mask, slot;
+	uint64_t h;
+
+	for (i = 0; i < nw; i++) {
+		if (bits[i]) {
+			v.summary[i / 64] |= 1ULL << (i % 64);
+			nz[nnz++] = bits[i];
+		}
+	}
+	if (!nnz) {
+		*vid = 0;
+		return 0;
+	}
+	for (i = 1; i < MOAT_SUMMARY_WORDS; i++)
+		v.rank_base[i] = v.rank_base[i - 1] + __builtin_popcountll(v.summary[i - 1]);
+
+	if ((img->nvecs + 1) * 2 > img->vindex_cap && vindex_grow(img))
+		return -ENOMEM;
+	h = vec_hash(&v, nz, nnz);
+	mask = img->vindex_cap - 1;
+	for (slot = h & mask; img->vindex[slot]; slot = (slot + 1) & mask) {
+		const struct moat_vec *o = &img->vecs[img->vindex[slot]];
+
+		if (!memcmp(o->summary, v.summary, sizeof(v.summary)) &&
+		    !memcmp(img->words + o->words_off, nz, nnz * sizeof(*nz))) {
+			*vid = img->vindex[slot];
+			return 0;
+		}
+	}
+
+	img->vecs = grow(img->vecs, &img->vecs_cap, img->nvecs + 1, sizeof(*img->vecs));
+	img->words = grow(img->words, &img->words_cap, img->nwords + nnz, sizeof(*img->words));
+	if (!img->vecs || !img->words)
+		return -ENOMEM;
+	v.words_off = img->nwords;
+	memcpy(img->words + img->nwords, nz, nnz * sizeof(*nz));
+	img->nwords += nnz;
+	*vid = img->nvecs;
+	img->vecs[img->nvecs++] = v;
+	img->vindex[slot] = *vid;
+	return 0;
+}
+
+static inline void bit_set(uint64_t *b, size_t i)
+{
+	b[i / 64] |= 1ULL << (i % 64);
+}
+
+static inline void bit_clear(uint64_t *b, size_t i)
+{
+	b[i / 64] &= ~(1ULL << (i % 64));
+}
+
+/* ---- rule order and untracked flows ---- */
+
+static int cmp_number(const void *a, const void *b)
+{
+	const struct rule *x = *(const struct rule *const *)a;
+	const struct rule *y = *(const struct rule *const *)b;
+
+	return (x->number > y->number) - (x->number < y->number);
+}
+
+static bool addr_is_all(const struct rule_addr *a, int family)
+{
+	if (a->kind == RULE_ADDR_ANY)
+		return true;
+	return a->kind == RULE_ADDR_PREFIX && a->prefix.len == 0 &&
+	       (family == 0 || a->prefix.family == family);
+}
+
+/* The families a rule's peer side covers completely: bit 4 and/or bit 6. */
+static unsigned peer_all_families(const struct rule *r)
+{
+	const struct rule_addr *peer = r->dir == RULE_DIR_IN ? &r->src : &r->dst;
+	unsigned fam = 0;
+
+	if (peer->kind == RULE_ADDR_ANY)
+		fam = r->family ? 1u << r->family : (1u << 4) | (1u << 6);
+	else if (peer->kind == RULE_ADDR_PREFIX && peer->prefix.len == 0)
+		fam = 1u << peer->prefix.family;
+	return fam;
+}
+
+bool compile_rule_is_untracked(const struct ruleset *rs, const struct rule *r)
+{
+	const struct rule_addr *local;
+	unsigned fam, covered = 0;
+	size_t i;
+
+	if (r->stage != RULE_STAGE_SG || r->established || r->sport.set || r->has_icmp)
+		return false;
+	if (r->proto != RULE_PROTO_ALL && r->proto != 6 && r->proto != 17)
+		return false;
+	local = r->dir == RULE_DIR_IN ? &r->dst : &r->src;
+	fam = peer_all_families(r);
+	if (!fam || !addr_is_all(local, 0))
+		return false;
+	/* A rule the other way must allow all replies: all peers, all ports. */
+	for (i = 0; i < rs->nrules; i++) {
+		const struct rule *o = &rs->rules[i];
+		const struct rule_addr *olocal = o->dir == RULE_DIR_IN ? &o->dst : &o->src;
+
+		if (o->stage != RULE_STAGE_SG || o->dir == r->dir)
+			continue;
+		if (o->sport.set || o->dport.set || o->has_icmp || o->established)
+			continue;
+		if (o->proto != RULE_PROTO_ALL && o->proto != r->proto)
+			continue;
+		if (!addr_is_all(olocal, 0))
+			continue;
+		covered |= peer_all_families(o);
+	}
+	return (fam & covered) == fam;
+}
+
+size_t compile_table_order(const struct ruleset *rs, enum rule_stage stage, enum rule_dir dir,
+			   const struct rule **out)
+{
+	size_t i, n = 0;
+
+	if (stage == RULE_STAGE_NACL) {
+		for (i = 0; i < rs->nrules; i++)
+			if (rs->rules[i].stage == stage && rs->rules[i].dir == dir)
+				out[n++] = &rs->rules[i];
+		qsort(out, n, sizeof(*out), cmp_number);
+		return n;
+	}
+	/* SG rules form a union; untracked ones go first so that the rule
+	 * found for a flow is untracked whenever any matching rule is. */
+	for (i = 0; i < rs->nrules; i++) {
+		const struct rule *r = &rs->rules[i];
+
+		if (r->stage == stage && r->dir == dir && compile_rule_is_untracked(rs, r))
+			out[n++] = r;
+	}
+	for (i = 0; i < rs->nrules; i++) {
+		const struct rule *r = &rs->rules[i];
+
+		if (r->stage == stage && r->dir == dir && !compile_rule_is_untracked(rs, r))
+			out[n++] = r;
+	}
+	return n;
+}
+
+/* ---- protocol x state ---- */
+
+static int compile_proto(struct moat_image *img, const struct rule **order, size_t n, size_t nw,
+			 uint32_t base)
+{
+	uint64_t bits[W_MAX];
+	int proto, state, err;
+	size_t pos;
+
+	for (proto = 0; proto < 256; proto++) {
+		for (state = MOAT_L4_PLAIN; state <= MOAT_L4_NOHDR; state++) {
+			memset(bits, 0, nw * sizeof(*bits));
+			for (pos = 0; pos < n; pos++) {
+				const struct rule *r = order[pos];
+
+				if (r->proto != RULE_PROTO_ALL && r->proto != proto)
+					continue;
+				if (r->established && state != MOAT_L4_ACKRST)
+					continue;
+				bit_set(bits, pos);
+			}
+			err = vec_intern(img, bits, nw,
+					 &img->l4[base + MOAT_L4_OFF_PROTO + proto * 4 + state]);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+/* ---- ports and ICMP type/code ---- */
+
+struct port_range {
+	uint32_t lo, hi; /* inclusive, within 0..65535 */
+	bool none;	 /* also the "no L4 header" slot: field unconstrained */
+};
+
+static struct port_range rule_port_range(const struct rule *r, int field)
+{
+	struct port_range pr = { 0, 65535, true };
+	const struct rule_range *rr = field == 0 ? &r->sport : &r->dport;
+
+	if (r->has_icmp) {
+		pr.none = false;
+		if (field == 0) {
+			pr.lo = pr.hi = r->icmp_type;
+		} else if (r->icmp_code >= 0) {
+			pr.lo = pr.hi = r->icmp_code;
+		}
+	} else if (r->sport.set || r->dport.set) {
+		/* A rule with any port match never matches a packet without
+		 * ports; the constrained field alone excludes the slot. */
+		if (rr->set) {
+			pr.lo = rr->lo;
+			pr.hi = rr->hi;
+			pr.none = false;
+		}
+	}
+	return pr;
+}
+
+struct port_event {
+	uint32_t at;
+	uint32_t pos;
+	bool add;
+};
+
+static int cmp_event(const void *a, const void *b)
+{
+	const struct port_event *x = a, *y = b;
+
+	return (x->at > y->at) - (x->at < y->at);
+}
+
+static int compile_ports(struct moat_image *img, const struct rule **order, size_t n, size_t nw,
+			 uint32_t base, int field)
+{
+	uint32_t off = base + (field == 0 ? MOAT_L4_OFF_SPORT : MOAT_L4_OFF_DPORT);
+	struct port_event *ev = calloc(2 * n + 1, sizeof(*ev));
+	uint64_t bits[W_MAX];
+	size_t i, nev = 0, pos;
+	uint32_t at, next, vid, p;
+	int err = 0;
+
+	if (!ev)
+		return -ENOMEM;
+	/* The no-L4-header slot. */
+	memset(bits, 0, nw * sizeof(*bits));
+	for (pos = 0; pos < n; pos++)
+		if (rule_port_range(order[pos], field).none)
+			bit_set(bits, pos);
+	err = vec_intern(img, bits, nw, &img->l4[off + MOAT_PORT_NONE]);
+	if (err)
+		goto out;
+
+	for (pos = 0; pos < n; pos++) {
+		struct port_range pr = rule_port_range(order[pos], field);
+
+		ev[nev++] = (struct port_event){ pr.lo, pos, true };
+		if (pr.hi < 65535)
+			ev[nev++] = (struct port_event){ pr.hi + 1, pos, false };
+	}
+	qsort(ev, nev, sizeof(*ev), cmp_event);
+	memset(bits, 0, nw * sizeof(*bits));
+	for (i = 0, at = 0; at <= 65535; at = next) {
+		while (i < nev && ev[i].at == at) {
+			if (ev[i].add)
+				bit_set(bits, ev[i].pos);
+			else
+				bit_clear(bits, ev[i].pos);
+			i++;
+		}
+		next = i < nev ? ev[i].at : 65536;
+		err = vec_intern(img, bits, nw, &vid);
+		if (err)
+			goto out;
+		for (p = at; p < next; p++)
+			img->l4[off + p] = vid;
+	}
+out:
+	free(ev);
+	return err;
+}
+
+/* ---- address prefixes ---- */
+
+struct prefix_item {
+	struct rule_prefix pfx;
+	uint32_t pos;
+};
+
+static int cmp_prefix(const void *a, const void *b)
+{
+	const struct prefix_item *x = a, *y = b;
+	int c = memcmp(x->pfx.addr, y->pfx.addr, 16);
+
+	if (c)
+		return c;
+	if (x->pfx.len != y->pfx.len)
+		return x->pfx.len < y->pfx.len ? -1 : 1;
+	return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+static bool rule_eligible(const struct rule *r, int family)
+{
+	return r->family == 0 || r->family == family;
+}
+
+static int emit_lpm(struct moat_image *img, int family, uint32_t tag, const struct rule_prefix *p,
+		    uint32_t vid)
+{
+	if (family == 4) {
+		struct image_lpm4 *e;
+
+		img->lpm4 = grow(img->lpm4, &img->lpm4_cap, img->nlpm4 + 1, sizeof(*img->lpm4));
+		if (!img->lpm4)
+			return -ENOMEM;
+		e = &img->lpm4[img->nlpm4++];
+		memset(e, 0, sizeof(*e));
+		e->key.prefixlen = MOAT_LPM_TAG_BITS + p->len;
+		e->key.tag = htonl(tag);
+		memcpy(e->key.addr, p->addr, 4);
+		e->vid = vid;
+	} else {
+		struct image_lpm6 *e;
+
+		img->lpm6 = grow(img->lpm6, &img->lpm6_cap, img->nlpm6 + 1, sizeof(*img->lpm6));
+		if (!img->lpm6)
+			return -ENOMEM;
+		e = &img->lpm6[img->nlpm6++];
+		memset(e, 0, sizeof(*e));
+		e->key.prefixlen = MOAT_LPM_TAG_BITS + p->len;
+		e->key.tag = htonl(tag);
+		memcpy(e->key.addr, p->addr, 16);
+		e->vid = vid;
+	}
+	return 0;
+}
+
+static bool prefix_encloses(const struct rule_prefix *outer, const struct rule_prefix *inner)
+{
+	return outer->len <= inner->len && rule_prefix_contains(outer, inner->addr);
+}
+
+static int add_item(struct prefix_item **items, size_t *n, size_t *cap,
+		    const struct rule_prefix *p, uint32_t pos)
+{
+	*items = grow(*items, cap, *n + 1, sizeof(**items));
+	if (!*items)
+		return -ENOMEM;
+	(*items)[*n].pfx = *p;
+	(*items)[(*n)++].pos = pos;
+	return 0;
+}
+
+static int compile_addr(struct moat_image *img, const struct ruleset *rs,
+			const struct rule **order, size_t n, size_t nw, uint32_t table, int field,
+			int family)
+{
+	struct prefix_item *items = NULL;
+	size_t nitems = 0, cap = 0, i, j, k, depth = 0;
+	struct rule_prefix stack_pfx[130];
+	uint64_t *stack = NULL, root[W_MAX], cur[W_MAX];
+	uint32_t tag = MOAT_LPM_TAG(table, field), vid;
+	size_t pos;
+	int err = 0;
+
+	memset(root, 0, nw * sizeof(*root));
+	for (pos = 0; pos < n; pos++) {
+		const struct rule *r = order[pos];
+		const struct rule_addr *a = field == MOAT_FIELD_SRC ? &r->src : &r->dst;
+
+		if (!rule_eligible(r, family))
+			continue;
+		if (a->kind == RULE_ADDR_ANY) {
+			bit_set(root, pos);
+		} else if (a->kind == RULE_ADDR_PREFIX) {
+			if (a->prefix.family != family)
+				continue;
+			if (a->prefix.len == 0)
+				bit_set(root, pos);
+			else if ((err = add_item(&items, &nitems, &cap, &a->prefix, pos)))
+				goto out;
+		} else {
+			const struct rule_set *s = &rs->sets[a->set];
+
+			for (k = 0; k < s->n; k++) {
+				if (s->prefixes[k].family != family)
+					continue;
+				if (s->prefixes[k].len == 0)
+					bit_set(root, pos);
+				else if ((err = add_item(&items, &nitems, &cap, &s->prefixes[k],
+							 pos)))
+					goto out;
+			}
+		}
+	}
+
+	{
+		struct rule_prefix zero = { .family = (uint8_t)family, .len = 0 };
+
+		err = vec_intern(img, root, nw, &vid);
+		if (err)
+			goto out;
+		if (vid && (err = emit_lpm(img, family, tag, &zero, vid)))
+			goto out;
+	}
+	if (!nitems)
+		goto out;
+
+	qsort(items, nitems, sizeof(*items), cmp_prefix);
+	stack = malloc(130 * nw * sizeof(*stack));
+	if (!stack) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* Pre-order walk of the prefix tree: the stack holds the enclosing
+	 * prefixes of the current one with their accumulated rule sets. */
+	for (i = 0; i < nitems; i = j) {
+		const struct rule_prefix *p = &items[i].pfx;
+
+		while (depth && !prefix_encloses(&stack_pfx[depth - 1], p))
+			depth--;
+		memcpy(cur, depth ? stack + (depth - 1) * nw : root, nw * sizeof(*cur));
+		for (j = i; j < nitems && items[j].pfx.len == p->len &&
+			    !memcmp(items[j].pfx.addr, p->addr, 16);
+		     j++)
+			bit_set(cur, items[j].pos);
+		err = vec_intern(img, cur, nw, &vid);
+		if (err)
+			goto out;
+		err = emit_lpm(img, family, tag, p, vid);
+		if (err)
+			goto out;
+		if (depth < 129) {
+			stack_pfx[depth] = *p;
+			memcpy(stack + depth * nw, cur, nw * sizeof(*cur));
+			depth++;
+		}
+	}
+out:
+	free(stack);
+	free(items);
+	return err;
+}
+
+/* ---- tables ---- */
+
+static int compile_table(const struct ruleset *rs, struct moat_image *img, enum rule_stage stage,
+			 enum rule_dir dir, const struct rule **order, size_t n)
+{
+	uint32_t table = MOAT_TABLE(stage, dir);
+	uint32_t base = table * MOAT_L4_TABLE_STRIDE;
+	size_t nw = (n + 63) / 64, pos;
+	int err, field, family;
+
+	img->cfg.nrules[table] = n;
+	img->cfg.rule_base[table] = img->nrules;
+	for (pos = 0; pos < n; pos++) {
+		const struct rule *r = order[pos];
+		struct image_rule *ir = &img->rules[img->nrules++];
+
+		ir->stage = (enum moat_stage)stage;
+		ir->dir = (enum moat_dir)dir;
+		ir->rule = r;
+		ir->info.number = r->number;
+		ir->info.action = r->action == RULE_ALLOW ? MOAT_ACTION_ALLOW : MOAT_ACTION_DENY;
+		ir->info.flags = compile_rule_is_untracked(rs, r) ? MOAT_RULE_F_UNTRACKED : 0;
+		ir->info.stat_slot = 0;
+	}
+	if (!n)
+		return 0;
+	err = compile_proto(img, order, n, nw, base);
+	for (field = 0; !err && field < 2; field++)
+		err = compile_ports(img, order, n, nw, base, field);
+	for (family = 4; !err && family <= 6; family += 2)
+		for (field = MOAT_FIELD_SRC; !err && field <= MOAT_FIELD_DST; field++)
+			err = compile_addr(img, rs, order, n, nw, table, field, family);
+	return err;
+}
+
+int compile_ruleset(const struct ruleset *rs, struct moat_image *img, struct diags *d)
+{
+	const struct rule **order = NULL;
+	const struct rule_settings *s = &rs->settings;
+	int stage, dir, err = 0;
+	size_t n;
+
+	memset(img, 0, sizeof(*img));
+	img->l4 = calloc(MOAT_L4_ENTRIES, sizeof(*img->l4));
+	img->rules = calloc(rs->nrules ? rs->nrules : 1, sizeof(*img->rules));
+	order = calloc(rs->nrules ? rs->nrules : 1, sizeof(*order));
+	img->vecs = grow(NULL, &img->vecs_cap, 1, sizeof(*img->vecs));
+	if (!img->l4 || !img->rules || !order || !img->vecs) {
+		err = -ENOMEM;
+		goto out;
+	}
+	memset(&img->vecs[0], 0, sizeof(img->vecs[0])); /* id 0: the empty vector */
+	img->nvecs = 1;
+
+	for (stage = RULE_STAGE_NACL; stage <= RULE_STAGE_SG; stage++) {
+		if (rs->stage_on[stage])
+			img->cfg.stage_on |= 1u << stage;
+		for (dir = RULE_DIR_IN; dir <= RULE_DIR_OUT; dir++) {
+			n = compile_table_order(rs, stage, dir, order);
+			if (n > MOAT_MAX_RULES) {
+				diags_add(d, DIAG_ERROR, NULL, 0, 0,
+					  "%s %s has %zu rules; moat holds at most %d per direction",
+					  rule_stage_name(stage), rule_dir_name(dir), n,
+					  MOAT_MAX_RULES);
+				err = -E2BIG;
+				goto out;
+			}
+			err = compile_table(rs, img, stage, dir, order, n);
+			if (err) {
+				diags_add(d, DIAG_ERROR, NULL, 0, 0, "compiling %s %s: %s",
+					  rule_stage_name(stage), rule_dir_name(dir),
+					  strerror(-err));
+				goto out;
+			}
+		}
+	}
+	if (s->pass_ndp)
+		img->cfg.flags |= MOAT_CFG_F_PASS_NDP;
+	img->cfg.timeouts.tcp_syn = 120;
+	img->cfg.timeouts.tcp_established = s->ct_tcp_established;
+	img->cfg.timeouts.tcp_closing = 10;
+	img->cfg.timeouts.udp = s->ct_udp;
+	img->cfg.timeouts.udp_stream = s->ct_udp_stream;
+	img->cfg.timeouts.icmp = s->ct_icmp;
+	img->cfg.timeouts.other = s->ct_other ? s->ct_other : 600;
+out:
+	free(order);
+	free(img->vindex);
+	img->vindex = NULL;
+	img->vindex_cap = 0;
+	if (err)
+		image_free(img);
+	return err;
+}
+
+void image_free(struct moat_image *img)
+{
+	free(img->l4);
+	free(img->vecs);
+	free(img->words);
+	free(img->rules);
+	free(img->lpm4);
+	free(img->lpm6);
+	free(img->vindex);
+	memset(img, 0, sizeof(*img));
+}
+
+size_t image_bytes(const struct moat_image *img)
+{
+	return MOAT_L4_ENTRIES * sizeof(uint32_t) + img->nvecs * sizeof(struct moat_vec) +
+	       img->nwords * sizeof(uint64_t) + img->nrules * sizeof(struct moat_rule_info) +
+	       img->nlpm4 * (sizeof(struct moat_lpm4_key) + 4) +
+	       img->nlpm6 * (sizeof(struct moat_lpm6_key) + 4);
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * compile.h - a parsed rule set turned into the images of one generation's
+ * maps (see include/moat_abi.h). Pure: no BPF calls, so it is unit-tested
+ * and reused by `moat check` to report capacity errors before loading.
+ */
+#ifndef MOAT_COMPILE_H
+#define MOAT_COMPILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moat_abi.h"
+#include "rules.h"
+
+struct image_lpm4 {
+	struct moat_lpm4_key key;
+	uint32_t vid;
+};
+
+struct image_lpm6 {
+	struct moat_lpm6_key key;
+	uint32_t vid;
+};
+
+/* One compiled rule: its table position's map value and where it came from. */
+struct image_rule {
+	struct moat_rule_info info; /* stat_slot is filled in by the loader */
+	enum moat_stage stage;
+	enum moat_dir dir;
+	const struct rule *rule;
+};
+
+struct moat_image {
+	struct moat_gen_config cfg;
+	uint32_t *l4; /* MOAT_L4_ENTRIES vector ids */
+	struct moat_vec *vecs;
+	size_t nvecs, vecs_cap;
+	uint64_t *words;
+	size_t nwords, words_cap;
+	struct image_rule *rules; /* all tables, table after table */
+	size_t nrules;
+	struct image_lpm4 *lpm4;
+	size_t nlpm4, lpm4_cap;
+	struct image_lpm6 *lpm6;
+	size_t nlpm6, lpm6_cap;
+	/* Dedup index over vectors: open addressing on a content hash. */
+	uint32_t *vindex;
+	size_t vindex_cap;
+};
+
+/*
+ * Compile @rs. Returns 0, or a negative errno with the reason in @d
+ * (e.g. -E2BIG when a table holds more than MOAT_MAX_RULES rules).
+ */
+int compile_ruleset(const struct ruleset *rs, struct moat_image *img, struct diags *d);
+void image_free(struct moat_image *img);
+
+/* Position order of a table's rules: NACL by number, SG untracked first. */
+size_t compile_table_order(const struct ruleset *rs, enum rule_stage stage, enum rule_dir dir,
+			   const struct rule **out);
+
+/* True when flows allowed by SG rule @r are not tracked (cloud semantics). */
+bool compile_rule_is_untracked(const struct ruleset *rs, const struct rule *r);
+
+/* Bytes of map memory the image needs (values and keys, before overhead). */
+size_t image_bytes(const struct moat_image *img);
+
+#endif

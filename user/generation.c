@@ -1,0 +1,429 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * generation.c - build a generation's inner maps and switch to it.
+ *
+ * Order of work, so that a crash at any point changes nothing in force:
+ *   1. compile (pure);
+ *   2. create fresh inner maps sized to the image and fill them (they
+ *      belong to this process until step 3, so a crash frees them);
+ *   3. put them into the idle generation's slots of the gen_* outer maps
+ *      and write gen_config[idle] (no packet reads the idle generation);
+ *   4. one update of active_gen switches every packet to the new set;
+ *   5. counter slots the old set used alone are released.
+ * A packet reads active_gen once, so it never sees a mix. Inner maps the
+ * switch replaces are freed by the kernel after an RCU grace period, so a
+ * packet still running on the old generation keeps valid maps.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "generation.h"
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int ncpus(void)
+{
+	int n = libbpf_num_possible_cpus();
+
+	return n > 0 ? n : 1;
+}
+
+int gen_live(struct moat_maps *m, unsigned *gen, struct moat_gen_config *cfg)
+{
+	__u32 zero = 0, g = 0, inner_id;
+
+	if (bpf_map_lookup_elem(m->active_gen, &zero, &g))
+		return -errno;
+	g &= 1;
+	/* A generation is live once its outer slots hold maps. */
+	if (bpf_map_lookup_elem(m->gen_rules, &g, &inner_id))
+		return -ENOENT;
+	if (bpf_map_lookup_elem(m->gen_config, &g, cfg))
+		return -errno;
+	*gen = g;
+	return 0;
+}
+
+static int inner_fd(int outer_fd, __u32 gen)
+{
+	__u32 id;
+
+	if (bpf_map_lookup_elem(outer_fd, &gen, &id))
+		return -errno;
+	return bpf_map_get_fd_by_id(id);
+}
+
+int gen_live_rules(struct moat_maps *m, struct moat_rule_info *infos, size_t cap,
+		   size_t count[MOAT_NTABLES])
+{
+	struct moat_gen_config cfg;
+	unsigned gen;
+	size_t t, i, n = 0;
+	int fd, rc;
+
+	rc = gen_live(m, &gen, &cfg);
+	if (rc)
+		return rc;
+	fd = inner_fd(m->gen_rules, gen);
+	if (fd < 0)
+		return fd;
+	for (t = 0; t < MOAT_NTABLES; t++) {
+		count[t] = cfg.nrules[t];
+		for (i = 0; i < cfg.nrules[t]; i++) {
+			__u32 idx = cfg.rule_base[t] + i;
+
+			if (n >= cap) {
+				close(fd);
+				return -E2BIG;
+			}
+			if (bpf_map_lookup_elem(fd, &idx, &infos[n])) {
+				rc = -errno;
+				close(fd);
+				return rc;
+			}
+			n++;
+		}
+	}
+	close(fd);
+	return (int)n;
+}
+
+/* ---- counter slots ---- */
+
+struct slot_key {
+	unsigned table;
+	unsigned number;
+};
+
+static uint64_t slot_key_code(unsigned table, unsigned number)
+{
+	return (uint64_t)table << 32 | number;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Give every rule of @img a counter slot: the live slot of the rule with the
+ * same stage, direction and number (its counters carry over), else a free
+ * slot, zeroed and labelled. Slots the live set uses are never handed out,
+ * since the live set counts into them until the switch.
+ */
+static int assign_slots(struct moat_maps *m, struct moat_image *img, struct diags *d,
+			uint8_t *used_new, uint32_t nslots)
+{
+	struct moat_rule_info *live = NULL;
+	size_t count[MOAT_NTABLES] = { 0 };
+	uint64_t *live_codes = NULL; /* (code << 20 | index) sorted */
+	uint8_t *used_live = NULL;
+	struct moat_rule_stat *vals = NULL;
+	size_t nlive = 0, i, t, k, cap = 4 * MOAT_MAX_RULES;
+	uint32_t next_free = 0;
+	int rc = 0, ncpu = ncpus();
+
+	used_live = calloc(nslots, 1);
+	vals = calloc(ncpu, sizeof(*vals));
+	live = calloc(cap, sizeof(*live));
+	live_codes = calloc(cap, sizeof(*live_codes));
+	if (!used_live || !vals || !live || !live_codes) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = gen_live_rules(m, live, cap, count);
+	if (rc == -ENOENT) {
+		rc = 0;
+	} else if (rc < 0) {
+		diags_add(d, DIAG_ERROR, NULL, 0, 0, "reading the live rules: %s", strerror(-rc));
+		goto out;
+	} else {
+		nlive = rc;
+		rc = 0;
+	}
+	for (t = 0, k = 0; t < MOAT_NTABLES; t++) {
+		for (i = 0; i < count[t]; i++, k++) {
+			if (live[k].stat_slot < nslots)
+				used_live[live[k].stat_slot] = 1;
+			live_codes[k] = slot_key_code(t, live[k].number) << 20 | k;
+		}
+	}
+	qsort(live_codes, nlive, sizeof(*live_codes), cmp_u64);
+
+	for (i = 0; i < img->nrules; i++) {
+		struct image_rule *ir = &img->rules[i];
+		unsigned table = MOAT_TABLE(ir->stage, ir->dir);
+		uint64_t code = slot_key_code(table, ir->info.number);
+		size_t lo = 0, hi = nlive;
+		long found = -1;
+		__u32 slot;
+		int c;
+
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+
+			if ((live_codes[mid] >> 20) < code)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < nlive && (live_codes[lo] >> 20) == code)
+			found = live_codes[lo] & 0xfffff;
+
+		if (found >= 0) {
+			slot = live[found].stat_slot;
+			if (slot >= nslots || used_new[slot])
+				found = -1;
+		}
+		if (found >= 0) {
+			/* Same rule: keep its counters; relabel if the action
+			 * changed (a racing increment may be lost then). */
+			if (live[found].action != ir->info.action) {
+				if (bpf_map_lookup_elem(m->rule_stats, &slot, vals) == 0) {
+					for (c = 0; c < ncpu; c++)
+						vals[c].action = ir->info.action;
+					bpf_map_update_elem(m->rule_stats, &slot, vals, BPF_ANY);
+				}
+			}
+		} else {
+			while (next_free < nslots && (used_live[next_free] || used_new[next_free]))
+				next_free++;
+			if (next_free >= nslots) {
+				diags_add(d, DIAG_ERROR, NULL, 0, 0,
+					  "the counter map holds %u rules' counters, not enough for "
+					  "the live and the new rule set together; detach and attach "
+					  "again to grow it",
+					  nslots);
+				rc = -E2BIG;
+				goto out;
+			}
+			slot = next_free++;
+			memset(vals, 0, ncpu * sizeof(*vals));
+			for (c = 0; c < ncpu; c++) {
+				vals[c].stage = ir->stage;
+				vals[c].dir = ir->dir;
+				vals[c].number = ir->info.number;
+				vals[c].action = ir->info.action;
+				vals[c].in_use = 1;
+			}
+			if (bpf_map_update_elem(m->rule_stats, &slot, vals, BPF_ANY)) {
+				rc = -errno;
+				diags_add(d, DIAG_ERROR, NULL, 0, 0, "writing rule_stats: %s",
+					  strerror(-rc));
+				goto out;
+			}
+		}
+		used_new[slot] = 1;
+		ir->info.stat_slot = slot;
+	}
+out:
+	free(used_live);
+	free(vals);
+	free(live);
+	free(live_codes);
+	return rc;
+}
+
+/* After the switch: clear the labels of slots no rule in force uses. */
+static void release_slots(struct moat_maps *m, const uint8_t *used_new, uint32_t nslots)
+{
+	int ncpu = ncpus();
+	struct moat_rule_stat *vals = calloc(ncpu, sizeof(*vals));
+	__u32 slot;
+
+	if (!vals)
+		return;
+	for (slot = 0; slot < nslots; slot++) {
+		if (used_new[slot])
+			continue;
+		if (bpf_map_lookup_elem(m->rule_stats, &slot, vals) || !vals[0].in_use)
+			continue;
+		memset(vals, 0, ncpu * sizeof(*vals));
+		bpf_map_update_elem(m->rule_stats, &slot, vals, BPF_ANY);
+	}
+	free(vals);
+}
+
+/* ---- inner maps ---- */
+
+static int create_inner(enum bpf_map_type type, const char *name, __u32 key_size,
+			__u32 value_size, __u32 max_entries, __u32 flags)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = flags);
+	int fd;
+
+	fd = bpf_map_create(type, name, key_size, value_size, max_entries ? max_entries : 1,
+			    &opts);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Fill an array map from @vals (@n values of @vsize bytes). */
+static int fill_array(int fd, const void *vals, size_t n, size_t vsize)
+{
+	const size_t chunk = 65536;
+	__u32 *keys = malloc(chunk * sizeof(*keys));
+	size_t i, j;
+	int rc = 0;
+
+	if (!keys)
+		return -ENOMEM;
+	for (i = 0; i < n && !rc; i += chunk) {
+		__u32 cnt = n - i < chunk ? n - i : chunk;
+
+		for (j = 0; j < cnt; j++)
+			keys[j] = i + j;
+		if (bpf_map_update_batch(fd, keys, (const char *)vals + i * vsize, &cnt, NULL)) {
+			/* Older kernels: one element at a time. */
+			for (j = 0; j < (n - i < chunk ? n - i : chunk); j++) {
+				__u32 key = i + j;
+
+				if (bpf_map_update_elem(fd, &key, (const char *)vals + key * vsize,
+							BPF_ANY)) {
+					rc = -errno;
+					break;
+				}
+			}
+		}
+	}
+	free(keys);
+	return rc;
+}
+
+enum { IN_LPM4, IN_LPM6, IN_L4, IN_VECS, IN_WORDS, IN_RULES, IN_COUNT };
+
+static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
+{
+	struct moat_rule_info *infos;
+	size_t i;
+	int rc;
+
+	fds[IN_LPM4] = create_inner(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm4",
+				    sizeof(struct moat_lpm4_key), 4, img->nlpm4,
+				    BPF_F_NO_PREALLOC);
+	fds[IN_LPM6] = create_inner(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm6",
+				    sizeof(struct moat_lpm6_key), 4, img->nlpm6,
+				    BPF_F_NO_PREALLOC);
+	fds[IN_L4] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_l4", 4, 4, MOAT_L4_ENTRIES,
+				  BPF_F_INNER_MAP);
+	fds[IN_VECS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_vecs", 4, sizeof(struct moat_vec),
+				    img->nvecs, BPF_F_INNER_MAP);
+	fds[IN_WORDS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_words", 4, 8, img->nwords,
+				     BPF_F_INNER_MAP);
+	fds[IN_RULES] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_rules", 4,
+				     sizeof(struct moat_rule_info), img->nrules, BPF_F_INNER_MAP);
+	for (i = 0; i < IN_COUNT; i++)
+		if (fds[i] < 0)
+			return fds[i];
+
+	for (i = 0; i < img->nlpm4; i++)
+		if (bpf_map_update_elem(fds[IN_LPM4], &img->lpm4[i].key, &img->lpm4[i].vid,
+					BPF_ANY))
+			return -errno;
+	for (i = 0; i < img->nlpm6; i++)
+		if (bpf_map_update_elem(fds[IN_LPM6], &img->lpm6[i].key, &img->lpm6[i].vid,
+					BPF_ANY))
+			return -errno;
+	rc = fill_array(fds[IN_L4], img->l4, MOAT_L4_ENTRIES, 4);
+	if (!rc)
+		rc = fill_array(fds[IN_VECS], img->vecs, img->nvecs, sizeof(struct moat_vec));
+	if (!rc)
+		rc = fill_array(fds[IN_WORDS], img->words, img->nwords, 8);
+	if (rc)
+		return rc;
+	infos = calloc(img->nrules ? img->nrules : 1, sizeof(*infos));
+	if (!infos)
+		return -ENOMEM;
+	for (i = 0; i < img->nrules; i++)
+		infos[i] = img->rules[i].info;
+	rc = fill_array(fds[IN_RULES], infos, img->nrules, sizeof(*infos));
+	free(infos);
+	return rc;
+}
+
+int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
+	      struct gen_apply_info *info)
+{
+	int outer[IN_COUNT] = { m->gen_lpm4, m->gen_lpm6, m->gen_l4,
+				m->gen_vecs, m->gen_words, m->gen_rules };
+	int fds[IN_COUNT] = { -1, -1, -1, -1, -1, -1 };
+	struct moat_gen_config live_cfg;
+	struct moat_image img;
+	struct bpf_map_info minfo = { 0 };
+	__u32 minfo_len = sizeof(minfo);
+	uint8_t *used_new = NULL;
+	unsigned live_gen = 0;
+	__u32 zero = 0, idle;
+	double t0 = now_ms(), t1;
+	size_t i;
+	int rc;
+
+	rc = compile_ruleset(rs, &img, d);
+	if (rc)
+		return rc;
+	t1 = now_ms();
+
+	rc = gen_live(m, &live_gen, &live_cfg);
+	idle = rc == 0 ? !live_gen : 0;
+
+	if (bpf_obj_get_info_by_fd(m->rule_stats, &minfo, &minfo_len)) {
+		rc = -errno;
+		goto out;
+	}
+	used_new = calloc(minfo.max_entries, 1);
+	if (!used_new) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = assign_slots(m, &img, d, used_new, minfo.max_entries);
+	if (rc)
+		goto out;
+
+	rc = build_inner_maps(&img, fds);
+	if (rc) {
+		diags_add(d, DIAG_ERROR, NULL, 0, 0, "creating the rule maps: %s", strerror(-rc));
+		goto out;
+	}
+	for (i = 0; i < IN_COUNT; i++) {
+		if (bpf_map_update_elem(outer[i], &idle, &fds[i], BPF_ANY)) {
+			rc = -errno;
+			diags_add(d, DIAG_ERROR, NULL, 0, 0, "installing generation %u: %s", idle,
+				  strerror(-rc));
+			goto out;
+		}
+	}
+	if (bpf_map_update_elem(m->gen_config, &idle, &img.cfg, BPF_ANY) ||
+	    bpf_map_update_elem(m->active_gen, &zero, &idle, BPF_ANY)) {
+		rc = -errno;
+		diags_add(d, DIAG_ERROR, NULL, 0, 0, "switching to generation %u: %s", idle,
+			  strerror(-rc));
+		goto out;
+	}
+	release_slots(m, used_new, minfo.max_entries);
+	if (info) {
+		info->gen = idle;
+		info->compile_ms = t1 - t0;
+		info->load_ms = now_ms() - t1;
+		info->map_bytes = image_bytes(&img);
+	}
+	rc = 0;
+out:
+	for (i = 0; i < IN_COUNT; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(used_new);
+	image_free(&img);
+	return rc;
+}
