@@ -44,7 +44,12 @@ BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
 TEST_HELP := $(wildcard tests/lib/*.c)
 
-.PHONY: all deps demo test bench clean format format-check check unit-tests bpf-tests
+.PHONY: all deps demo test bench clean format format-check check unit-tests bpf-tests fuzz
+
+# Fuzz targets (libFuzzer, clang): pure parsing code only.
+FUZZ_SRCS := user/diag.c user/rules_parse.c user/rules_format.c user/compile.c user/import_aws.c
+FUZZ_BINS := $(BUILD)/fuzz/fuzz_rules $(BUILD)/fuzz/fuzz_import
+FUZZ_RUNS ?= 10000000
 
 all: moat
 
@@ -91,6 +96,17 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(ASAN_LIB) $(TEST_HELP) | $(BUILD)/tests/
 $(BUILD)/tests/bpf/%: tests/bpf/%.c $(LIB) $(TEST_HELP) | $(BUILD)/tests/bpf
 	$(CC) $(CFLAGS) -Itests/lib -o $@ $< $(TEST_HELP) $(LIB) $(LDLIBS) -lcmocka
 
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRCS) $(wildcard user/*.h)
+	@mkdir -p $(BUILD)/fuzz
+	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ $< $(FUZZ_SRCS) -ljson-c
+
+# Long fuzzing runs (FUZZ_RUNS executions each); `make test` replays the corpus.
+fuzz: $(FUZZ_BINS)
+	$(BUILD)/fuzz/fuzz_rules -runs=$(FUZZ_RUNS) -max_len=4096 tests/fuzz/corpus/rules
+	$(BUILD)/fuzz/fuzz_import -runs=$(FUZZ_RUNS) -max_len=8192 tests/fuzz/corpus/aws
+
 unit-tests: $(UNIT_BINS)
 bpf-tests: $(BPFT_BINS)
 
@@ -99,7 +115,7 @@ demo: deps
 	@scripts/demo.sh
 
 test: deps
-	@$(MAKE) --no-print-directory moat unit-tests bpf-tests
+	@$(MAKE) --no-print-directory moat unit-tests bpf-tests $(FUZZ_BINS)
 	@scripts/run-tests.sh
 
 bench: deps

@@ -142,8 +142,21 @@ show_counters() {
 	nt_moat stats "$IFA" 2>&1 | sed 's/^/  /' || true
 	local dump=$BPFFS_MOAT/$IFA/rule_stats
 	if [ -e "$dump" ]; then
-		echo "  -- bpftool map dump pinned $dump (first 30 lines)"
-		bpftool map dump pinned "$dump" 2>&1 | head -n 30 | sed 's/^/  /' || true
+		echo "  -- bpftool map dump pinned $dump (first entry, then the slots in use summed over CPUs)"
+		bpftool map dump pinned "$dump" 2>&1 | sed -n '1,/^    },{/p' | sed 's/^/  /' || true
+		bpftool -j map dump pinned "$dump" 2>/dev/null | python3 -c '
+import json, sys
+for e in json.load(sys.stdin):
+    f = e.get("formatted", e)
+    vals = [v["value"] for v in f["values"]]
+    v0 = vals[0]
+    if not isinstance(v0, dict) or not v0.get("in_use"):
+        continue
+    name = lambda x: str(x).split("_")[-1].lower()
+    print("    key %-4s %-4s %-3s %5s %-5s packets %-8d bytes %d" % (f["key"],
+          name(v0["stage"]), name(v0["dir"]), v0["number"], name(v0["action"]),
+          sum(v["packets"] for v in vals), sum(v["bytes"] for v in vals)))
+' || true
 	fi
 }
 

@@ -56,6 +56,16 @@ NT_LAST_PID=""
 
 nt_log() { printf '# %s\n' "$*" >&2; }
 
+# nt_has PATTERN CMD…: CMD's output matches PATTERN (grep -E). The output is
+# read whole first: `CMD | grep -q` under pipefail fails when grep exits early
+# and CMD dies of SIGPIPE.
+nt_has() {
+	local pat=$1 out
+	shift
+	out=$("$@" 2>/dev/null) || true
+	grep -Eq -- "$pat" <<<"$out"
+}
+
 # nt_require_root: the helpers need root (netns, veth, BPF).
 nt_require_root() {
 	if [ "$(id -u)" != 0 ]; then
@@ -122,10 +132,10 @@ nt_setup() {
 	# Wait (bounded) for the link-local addresses the ND exchange uses.
 	local i
 	for i in $(seq 1 50); do
-		if ip -n "$NT_NS_A" -6 addr show dev "$NT_IF_A" scope link | grep -q inet6 &&
-			ip -n "$NT_NS_B" -6 addr show dev "$NT_IF_B" scope link | grep -q inet6 &&
-			! ip -n "$NT_NS_A" -6 addr show tentative | grep -q inet6 &&
-			! ip -n "$NT_NS_B" -6 addr show tentative | grep -q inet6; then
+		if nt_has inet6 ip -n "$NT_NS_A" -6 addr show dev "$NT_IF_A" scope link &&
+			nt_has inet6 ip -n "$NT_NS_B" -6 addr show dev "$NT_IF_B" scope link &&
+			! nt_has inet6 ip -n "$NT_NS_A" -6 addr show tentative &&
+			! nt_has inet6 ip -n "$NT_NS_B" -6 addr show tentative; then
 			break
 		fi
 		sleep 0.1
@@ -250,7 +260,7 @@ nt_wait_listen() {
 	ns=$(nt_ns "$1")
 	[ "$proto" = udp ] && flag=-Hlun
 	for ((i = 0; i < limit * 20; i++)); do
-		if ip netns exec "$ns" ss "$flag" "sport = :$port" 2>/dev/null | grep -q .; then
+		if nt_has . ip netns exec "$ns" ss "$flag" "sport = :$port"; then
 			return 0
 		fi
 		sleep 0.05

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <bpf/bpf.h>
+
 #include "args.h"
 #include "attach.h"
 #include "cmd.h"
@@ -140,6 +142,17 @@ int cmd_reload(int argc, char **argv)
 		out_error(json, "reload %s: %s", a.pos[0], err);
 		rc = MOAT_EXIT_SYSTEM;
 		goto out_unlock;
+	}
+	{
+		struct bpf_map_info info = { 0 };
+		__u32 ilen = sizeof(info);
+
+		if (bpf_obj_get_info_by_fd(maps.conntrack, &info, &ilen) == 0 &&
+		    info.max_entries != rs.settings.ct_max && !json)
+			fprintf(stderr,
+				"moat: warning: the connection table keeps its size of %u entries; "
+				"`set conntrack max %u` applies at the next attach\n",
+				info.max_entries, rs.settings.ct_max);
 	}
 	rc = gen_apply(&maps, &rs, &d, &gi);
 	moat_maps_close(&maps);

@@ -19,24 +19,23 @@
 
 static void import_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: moat import aws [--nacl ID] [--sg ID[,ID...]] [--members FILE]\n"
-		"                       [--prefix-list PL-ID=FILE] FILE.json...\n"
-		"\n"
-		"FILE.json is the output of one of (aws ec2 ... --output json):\n"
-		"  describe-network-acls            network ACL entries -> nacl rules\n"
-		"  describe-security-groups         permissions -> sg rules\n"
-		"  describe-security-group-rules    rules -> sg rules\n"
-		"  describe-network-interfaces      addresses of the groups rules refer to\n"
-		"  get-managed-prefix-list-entries  entries of a prefix list; its id is taken\n"
-		"                                   from the file name (pl-0123abcd.json) or\n"
-		"                                   given with --prefix-list PL-ID=FILE\n"
-		"\n"
-		"  --nacl ID         the network ACL to import when the input has several\n"
-		"  --sg ID[,ID...]   the security groups to import (default: all); repeatable\n"
-		"  --members FILE    set members, one 'sg-ID|pl-ID CIDR...' a line, # comments\n"
-		"\n"
-		"The rules are written to stdout; errors name the file and the JSON path.\n");
+	fprintf(f, "usage: moat import aws [--nacl ID] [--sg ID[,ID...]] [--members FILE]\n"
+		   "                       [--prefix-list PL-ID=FILE] FILE.json...\n"
+		   "\n"
+		   "FILE.json is the output of one of (aws ec2 ... --output json):\n"
+		   "  describe-network-acls            network ACL entries -> nacl rules\n"
+		   "  describe-security-groups         permissions -> sg rules\n"
+		   "  describe-security-group-rules    rules -> sg rules\n"
+		   "  describe-network-interfaces      addresses of the groups rules refer to\n"
+		   "  get-managed-prefix-list-entries  entries of a prefix list; its id is taken\n"
+		   "                                   from the file name (pl-0123abcd.json) or\n"
+		   "                                   given with --prefix-list PL-ID=FILE\n"
+		   "\n"
+		   "  --nacl ID         the network ACL to import when the input has several\n"
+		   "  --sg ID[,ID...]   the security groups to import (default: all); repeatable\n"
+		   "  --members FILE    set members, one 'sg-ID|pl-ID CIDR...' a line, # comments\n"
+		   "\n"
+		   "The rules are written to stdout; errors name the file and the JSON path.\n");
 }
 
 /* "--name VALUE" or "--name=VALUE"; advances *@i past what it used. */
@@ -202,8 +201,9 @@ out:
 int cmd_import(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		fprintf(argc < 2 ? stderr : stdout, "usage: moat import aws [OPTION...] FILE.json...\n"
-						    "(moat import aws --help for the options)\n");
+		fprintf(argc < 2 ? stderr : stdout,
+			"usage: moat import aws [OPTION...] FILE.json...\n"
+			"(moat import aws --help for the options)\n");
 		return argc < 2 ? MOAT_EXIT_INPUT : MOAT_EXIT_OK;
 	}
 	if (strcmp(argv[1], "aws")) {

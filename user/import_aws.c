@@ -237,7 +237,7 @@ static void lines_add(struct ctx *c, struct aws_lines *l, int dir, long number, 
 }
 
 __attribute__((format(printf, 3, 4))) static void lines_addf(struct ctx *c, struct aws_lines *l,
-							    const char *fmt, ...)
+							     const char *fmt, ...)
 {
 	struct sbuf b = { 0 };
 	va_list ap;
@@ -257,7 +257,7 @@ __attribute__((format(printf, 3, 4))) static void lines_addf(struct ctx *c, stru
 }
 
 __attribute__((format(printf, 3, 4))) static void ctx_error(struct ctx *c, const char *path,
-							   const char *fmt, ...)
+							    const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -289,8 +289,8 @@ static const char *jpath(char *buf, const char *path, const char *key)
 /* "path.key[i]" into @buf of AWS_PATH_MAX bytes. */
 static const char *jpath_idx(char *buf, const char *path, const char *key, size_t i)
 {
-	return jpath_end(buf, snprintf(buf, AWS_PATH_MAX, "%s%s%s[%zu]", path, *path ? "." : "",
-				       key, i));
+	return jpath_end(
+		buf, snprintf(buf, AWS_PATH_MAX, "%s%s%s[%zu]", path, *path ? "." : "", key, i));
 }
 
 /* ---- typed access to JSON members, errors naming the path ------------- */
@@ -406,7 +406,8 @@ static int proto_parse(const char *s, int *proto)
 		const char *name;
 		int proto;
 	} names[] = {
-		{ "-1", RULE_PROTO_ALL }, { "tcp", 6 }, { "udp", 17 }, { "icmp", 1 }, { "icmpv6", 58 },
+		{ "-1", RULE_PROTO_ALL }, { "tcp", 6 }, { "udp", 17 }, { "icmp", 1 },
+		{ "icmpv6", 58 },
 	};
 	size_t i, n = strlen(s);
 	int v = 0;
@@ -452,8 +453,10 @@ static int get_proto(struct ctx *c, struct json_object *obj, const char *path, c
 		if (!proto_parse(json_object_get_string(v), proto))
 			return 1;
 	}
-	ctx_error(c, p, "%s is not a protocol (expected \"-1\" for all, tcp, udp, icmp, icmpv6 or a number 0-255)",
-		  json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+	ctx_error(
+		c, p,
+		"%s is not a protocol (expected \"-1\" for all, tcp, udp, icmp, icmpv6 or a number 0-255)",
+		json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
 	return -1;
 }
 
@@ -524,7 +527,7 @@ static int cidr_parse(const char *s, int family, bool bare_ok, struct rule_prefi
 
 	m = *p;
 	for (i = len; i < max; i++)
-		m.addr[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
+		m.addr[i / 8] &= (uint8_t) ~(0x80 >> (i % 8));
 	if (memcmp(m.addr, p->addr, sizeof(m.addr))) {
 		rule_prefix_format(&m, net, sizeof(net));
 		snprintf(why, whylen, "\"%s\" has host bits set (the network is %s)", s, net);
@@ -738,14 +741,16 @@ static void doc_eni(struct ctx *c, struct json_object *eni, const char *path)
 	}
 	if (get_array(c, eni, path, "Ipv4Prefixes", false, &arr) > 0 &&
 	    json_object_array_length(arr))
-		diags_add(c->d, DIAG_WARNING, c->file, 0, 0,
-			  "%s: the delegated prefixes of %s are not added to its groups' sets (add them with --members if they should be)",
-			  jpath(p, path, "Ipv4Prefixes"), eni_id ? eni_id : "the interface");
+		diags_add(
+			c->d, DIAG_WARNING, c->file, 0, 0,
+			"%s: the delegated prefixes of %s are not added to its groups' sets (add them with --members if they should be)",
+			jpath(p, path, "Ipv4Prefixes"), eni_id ? eni_id : "the interface");
 	if (get_array(c, eni, path, "Ipv6Prefixes", false, &arr) > 0 &&
 	    json_object_array_length(arr))
-		diags_add(c->d, DIAG_WARNING, c->file, 0, 0,
-			  "%s: the delegated prefixes of %s are not added to its groups' sets (add them with --members if they should be)",
-			  jpath(p, path, "Ipv6Prefixes"), eni_id ? eni_id : "the interface");
+		diags_add(
+			c->d, DIAG_WARNING, c->file, 0, 0,
+			"%s: the delegated prefixes of %s are not added to its groups' sets (add them with --members if they should be)",
+			jpath(p, path, "Ipv6Prefixes"), eni_id ? eni_id : "the interface");
 
 	n = json_object_array_length(groups);
 	for (i = 0; i < n; i++) {
@@ -756,7 +761,8 @@ static void doc_eni(struct ctx *c, struct json_object *eni, const char *path)
 		if (!o || get_str(c, o, p, "GroupId", true, &s) <= 0)
 			continue;
 		if (set_name_of(s, "sg", name, sizeof(name))) {
-			ctx_error(c, jpath(q, p, "GroupId"), "\"%s\" is not a security group id", s);
+			ctx_error(c, jpath(q, p, "GroupId"), "\"%s\" is not a security group id",
+				  s);
 			continue;
 		}
 		set = set_get(c, s, name);
@@ -796,8 +802,9 @@ static void doc_prefix_list(struct ctx *c, struct json_object *arr, const char *
 	if (pl_id) {
 		snprintf(id, sizeof(id), "%s", pl_id);
 	} else if (pl_id_from_name(c->file, id, sizeof(id))) {
-		ctx_error(c, NULL,
-			  "prefix-list entries without their prefix-list id: name the file after it (pl-0123abcd.json) or use --prefix-list ID=FILE");
+		ctx_error(
+			c, NULL,
+			"prefix-list entries without their prefix-list id: name the file after it (pl-0123abcd.json) or use --prefix-list ID=FILE");
 		return;
 	}
 	if (set_name_of(id, "pl", name, sizeof(name))) {
@@ -911,9 +918,10 @@ int aws_import_add_json(struct aws_import *imp, const char *name, const char *te
 	imp->ndocs++;
 
 	if (pl_id && !json_object_object_get_ex(root, "Entries", NULL)) {
-		ctx_error(&c, NULL,
-			  "--prefix-list %s: this is not get-managed-prefix-list-entries output (no \"Entries\")",
-			  pl_id);
+		ctx_error(
+			&c, NULL,
+			"--prefix-list %s: this is not get-managed-prefix-list-entries output (no \"Entries\")",
+			pl_id);
 		return -EINVAL;
 	}
 	if (get_array(&c, root, "", "NetworkAcls", false, &arr) > 0) {
@@ -946,8 +954,9 @@ int aws_import_add_json(struct aws_import *imp, const char *name, const char *te
 		known = true;
 	}
 	if (!known && !c.errors)
-		ctx_error(&c, NULL,
-			  "not a known AWS CLI output: expected NetworkAcls, SecurityGroups, SecurityGroupRules, NetworkInterfaces or Entries (prefix-list entries) at the top");
+		ctx_error(
+			&c, NULL,
+			"not a known AWS CLI output: expected NetworkAcls, SecurityGroups, SecurityGroupRules, NetworkInterfaces or Entries (prefix-list entries) at the top");
 	if (c.oom)
 		return -ENOMEM;
 	return c.errors ? -EINVAL : 0;
@@ -1015,8 +1024,8 @@ int aws_import_add_file(struct aws_import *imp, const char *path, const char *pl
 
 /* ---- members text ----------------------------------------------------- */
 
-int aws_import_add_members(struct aws_import *imp, const char *name, const char *text,
-			   size_t len, struct diags *d)
+int aws_import_add_members(struct aws_import *imp, const char *name, const char *text, size_t len,
+			   struct diags *d)
 {
 	struct ctx c = { .imp = imp, .d = d, .file = name };
 	size_t pos = 0;
@@ -1048,8 +1057,9 @@ int aws_import_add_members(struct aws_import *imp, const char *name, const char 
 				i++;
 			tl = i - start;
 			if (tl >= sizeof(tok)) {
-				diags_add(d, DIAG_ERROR, name, line, (int)start + 1,
-					  "token too long: expected a group or prefix-list id, or a CIDR");
+				diags_add(
+					d, DIAG_ERROR, name, line, (int)start + 1,
+					"token too long: expected a group or prefix-list id, or a CIDR");
 				c.errors++;
 				break;
 			}
@@ -1058,9 +1068,10 @@ int aws_import_add_members(struct aws_import *imp, const char *name, const char 
 			if (ntok++ == 0) {
 				if (set_name_of(tok, "sg", setname, sizeof(setname)) &&
 				    set_name_of(tok, "pl", setname, sizeof(setname))) {
-					diags_add(d, DIAG_ERROR, name, line, (int)start + 1,
-						  "\"%s\": expected a security group (sg-…) or prefix-list (pl-…) id",
-						  tok);
+					diags_add(
+						d, DIAG_ERROR, name, line, (int)start + 1,
+						"\"%s\": expected a security group (sg-…) or prefix-list (pl-…) id",
+						tok);
 					c.errors++;
 					ntok = -1;
 					break;
@@ -1193,8 +1204,8 @@ static void nacl_entry(struct ctx *c, const struct aws_item *acl, struct json_ob
 
 	if ((get_int(c, e, path, "RuleNumber", true, &number) |
 	     get_str(c, e, path, "RuleAction", true, &action) |
-	     get_proto(c, e, path, "Protocol", &proto) | get_bool(c, e, path, "Egress", true, &egress)) <
-	    0)
+	     get_proto(c, e, path, "Protocol", &proto) |
+	     get_bool(c, e, path, "Egress", true, &egress)) < 0)
 		return;
 	r4 = get_str(c, e, path, "CidrBlock", false, &cidr4);
 	r6 = get_str(c, e, path, "Ipv6CidrBlock", false, &cidr6);
@@ -1219,7 +1230,8 @@ static void nacl_entry(struct ctx *c, const struct aws_item *acl, struct json_ob
 	} else if (!strcmp(action, "deny")) {
 		deny = true;
 	} else {
-		ctx_error(c, jpath(p, path, "RuleAction"), "\"%s\": expected allow or deny", action);
+		ctx_error(c, jpath(p, path, "RuleAction"), "\"%s\": expected allow or deny",
+			  action);
 		return;
 	}
 
@@ -1227,9 +1239,10 @@ static void nacl_entry(struct ctx *c, const struct aws_item *acl, struct json_ob
 		/* AWS's `*` entry: deny all, from everywhere. moat's implicit deny. */
 		if (deny && proto == RULE_PROTO_ALL && pfx.len == 0)
 			return;
-		ctx_error(c, jpath(p, path, "RuleNumber"),
-			  "%ld is the number of AWS's default `*` entry, which denies everything; this entry does not, and moat numbers rules 1-32766",
-			  number);
+		ctx_error(
+			c, jpath(p, path, "RuleNumber"),
+			"%ld is the number of AWS's default `*` entry, which denies everything; this entry does not, and moat numbers rules 1-32766",
+			number);
 		return;
 	}
 	if (number < RULE_NACL_NUMBER_MIN || number > RULE_NACL_NUMBER_MAX) {
@@ -1258,8 +1271,9 @@ static void nacl_entry(struct ctx *c, const struct aws_item *acl, struct json_ob
 	}
 
 	sbuf_addf(&line, "nacl %s %ld %s %s %s %s%s  # %s entry %ld %s", egress ? "out" : "in",
-		  number, action, proto_text(proto, proto_s, sizeof(proto_s)), egress ? "dst" : "src",
-		  cidr, sbuf_str(&m), acl->id, number, egress ? "egress" : "ingress");
+		  number, action, proto_text(proto, proto_s, sizeof(proto_s)),
+		  egress ? "dst" : "src", cidr, sbuf_str(&m), acl->id, number,
+		  egress ? "egress" : "ingress");
 	if (note)
 		sbuf_addf(&line, "; %s", note);
 	if (note2)
@@ -1325,7 +1339,8 @@ static void nacl_header(struct ctx *c, const struct aws_item *acl, struct sbuf *
 		n = json_object_array_length(assoc);
 		for (i = 0; i < n; i++) {
 			a = json_object_array_get_idx(assoc, i);
-			s = json_object_is_type(a, json_type_object) ? info_str(a, "SubnetId") : NULL;
+			s = json_object_is_type(a, json_type_object) ? info_str(a, "SubnetId")
+								     : NULL;
 			if (s)
 				sbuf_addf(h, "%s%s", nsub++ ? ", " : "\n# subnets: ", s);
 		}
@@ -1363,7 +1378,8 @@ static int sg_match(struct ctx *c, struct json_object *o, const char *path, int 
 		if (!rf || (from == -1 && to == -1))
 			return 0;
 		if (from < 0 || from > 65535) {
-			ctx_error(c, jpath(p, path, "FromPort"), "%ld is not a port (0-65535)", from);
+			ctx_error(c, jpath(p, path, "FromPort"), "%ld is not a port (0-65535)",
+				  from);
 			return -1;
 		}
 		if (to < 0 || to > 65535) {
@@ -1371,7 +1387,8 @@ static int sg_match(struct ctx *c, struct json_object *o, const char *path, int 
 			return -1;
 		}
 		if (from > to) {
-			ctx_error(c, jpath(p, path, "FromPort"), "%ld is above ToPort %ld", from, to);
+			ctx_error(c, jpath(p, path, "FromPort"), "%ld is above ToPort %ld", from,
+				  to);
 			return -1;
 		}
 		if (from == 0 && to == 65535)
@@ -1427,8 +1444,9 @@ static int sg_peer(struct ctx *c, enum sg_peer_kind kind, struct json_object *o,
 	case PEER_SG:
 		if (get_str(c, o, path, key, true, &id) <= 0) {
 			if (kind == PEER_SG && has_member(o, "GroupName"))
-				ctx_error(c, path,
-					  "a group named only by GroupName (EC2-Classic) cannot be resolved to addresses");
+				ctx_error(
+					c, path,
+					"a group named only by GroupName (EC2-Classic) cannot be resolved to addresses");
 			return -1;
 		}
 		if (set_name_of(id, kind == PEER_SG ? "sg" : "pl", name, sizeof(name))) {
@@ -1447,9 +1465,9 @@ static int sg_peer(struct ctx *c, enum sg_peer_kind kind, struct json_object *o,
 }
 
 /* One SG rule line: "sg DIR allow PROTO src|dst PEER MATCH  # COMMENT". */
-static void sg_line(struct ctx *c, struct aws_lines *out, bool egress, int proto,
-		    const char *peer, const struct sbuf *m, const char *sg_id, const char *rule_id,
-		    const char *desc, const char *note)
+static void sg_line(struct ctx *c, struct aws_lines *out, bool egress, int proto, const char *peer,
+		    const struct sbuf *m, const char *sg_id, const char *rule_id, const char *desc,
+		    const char *note)
 {
 	struct sbuf line = { 0 };
 	char proto_s[8];
@@ -1673,12 +1691,14 @@ static const struct aws_item *nacl_select(struct ctx *c, const struct aws_import
 			if (!strcmp(lists[0]->v[i].id, opts->nacl_id))
 				acl = &lists[0]->v[i];
 		if (!acl && distinct)
-			ctx_error(c, NULL, "--nacl %s: no such network ACL in the input (it has %s)",
+			ctx_error(c, NULL,
+				  "--nacl %s: no such network ACL in the input (it has %s)",
 				  opts->nacl_id, sbuf_str(&ids));
 		else if (!acl)
-			ctx_error(c, NULL,
-				  "--nacl %s: the input has no network ACL (give describe-network-acls output)",
-				  opts->nacl_id);
+			ctx_error(
+				c, NULL,
+				"--nacl %s: the input has no network ACL (give describe-network-acls output)",
+				opts->nacl_id);
 	} else if (distinct > 1) {
 		ctx_error(c, NULL, "the input has %zu network ACLs (%s): choose one with --nacl ID",
 			  distinct, sbuf_str(&ids));
@@ -1722,12 +1742,15 @@ static const char **sg_select(struct ctx *c, const struct aws_import_opts *opts,
 			if (items_have(&imp->sgs, id) || items_have(&imp->sg_rules, id))
 				sel[cnt++] = id;
 			else if (imp->sgs.n || imp->sg_rules.n)
-				ctx_error(c, NULL, "--sg %s: no such security group in the input (it has %s)",
-					  id, sbuf_str(&ids));
+				ctx_error(
+					c, NULL,
+					"--sg %s: no such security group in the input (it has %s)",
+					id, sbuf_str(&ids));
 			else
-				ctx_error(c, NULL,
-					  "--sg %s: the input has no security group (give describe-security-groups or describe-security-group-rules output)",
-					  id);
+				ctx_error(
+					c, NULL,
+					"--sg %s: the input has no security group (give describe-security-groups or describe-security-group-rules output)",
+					id);
 		}
 		sbuf_free(&ids);
 	} else {
@@ -1814,12 +1837,13 @@ int aws_import_write(struct aws_import *imp, const struct aws_import_opts *opts,
 			continue;
 		nused++;
 		if (!s->n)
-			diags_add(d, DIAG_WARNING, NULL, 0, 0,
-				  "%s %s has no members (give %s, or --members): set %s is empty and the rules that name it match nothing",
-				  s->id[0] == 's' ? "security group" : "prefix list", s->id,
-				  s->id[0] == 's' ? "describe-network-interfaces output" :
-						    "get-managed-prefix-list-entries output",
-				  s->name);
+			diags_add(
+				d, DIAG_WARNING, NULL, 0, 0,
+				"%s %s has no members (give %s, or --members): set %s is empty and the rules that name it match nothing",
+				s->id[0] == 's' ? "security group" : "prefix list", s->id,
+				s->id[0] == 's' ? "describe-network-interfaces output"
+						: "get-managed-prefix-list-entries output",
+				s->name);
 	}
 
 	fprintf(out, "# moat rules made by `moat import aws` from AWS CLI JSON:");
@@ -1827,9 +1851,11 @@ int aws_import_write(struct aws_import *imp, const struct aws_import_opts *opts,
 		fprintf(out, "%s %s", i ? "," : "", imp->docs[i].name);
 	fprintf(out, "\n");
 	if (acl)
-		fprintf(out, "# NACL: entries tried by number, first match wins; AWS's `*` entries are moat's implicit deny.\n");
+		fprintf(out,
+			"# NACL: entries tried by number, first match wins; AWS's `*` entries are moat's implicit deny.\n");
 	if (nsel)
-		fprintf(out, "# SG: a union of allow rules; replies of an allowed connection pass.\n");
+		fprintf(out,
+			"# SG: a union of allow rules; replies of an allowed connection pass.\n");
 
 	if (nused || sg_none)
 		fprintf(out, "\n");

@@ -31,7 +31,7 @@
 struct aws_import;
 
 struct aws_import_opts {
-	const char *nacl_id;	/* NULL: the only network ACL of the input */
+	const char *nacl_id;	   /* NULL: the only network ACL of the input */
 	const char *const *sg_ids; /* NULL or empty: every security group */
 	size_t n_sg_ids;
 };
@@ -57,8 +57,8 @@ int aws_import_add_file(struct aws_import *imp, const char *path, const char *pl
  * group (sg-…) or a prefix list (pl-…), CIDR a prefix or a bare address;
  * `#` starts a comment. Returns 0, or -EINVAL with FILE:LINE:COL errors.
  */
-int aws_import_add_members(struct aws_import *imp, const char *name, const char *text,
-			   size_t len, struct diags *d);
+int aws_import_add_members(struct aws_import *imp, const char *name, const char *text, size_t len,
+			   struct diags *d);
 int aws_import_add_members_file(struct aws_import *imp, const char *path, struct diags *d);
 
 /*

@@ -75,6 +75,26 @@ struct lrule {
 	bool ret; /* an allow rule that looks written for return traffic */
 };
 
+/*
+ * The small fields of a box as 32-bit bounds, the family folded into the
+ * protocol: most pairs of boxes are told apart by these alone, and a key
+ * is a seventh of a box, so a walk scans keys, not boxes.
+ */
+enum { LK_PROTO = 0, LK_STATE, LK_A, LK_B, LK_N };
+
+struct lkey {
+	uint32_t lo[LK_N], hi[LK_N];
+};
+
+/* A list of rules as one flat array of their boxes, in order. */
+struct lflat {
+	struct lkey *key;
+	const struct lbox **box;
+	const struct lrule **rule;
+	size_t *end; /* end[i]: how many entries the first i rules make */
+	size_t n;
+};
+
 /* One stage in one direction: its rules in the order they are tried. */
 struct ltab {
 	struct lrule **v;
@@ -84,11 +104,12 @@ struct ltab {
 	enum rule_dir dir;
 	struct lrule **svc; /* allow rules written to expose something (not ret) */
 	size_t nsvc;
+	struct lflat fv, fsvc;
 };
 
 struct witem {
 	struct lbox b;
-	size_t k, bi; /* next candidate rule, next box of it */
+	size_t k; /* the next candidate to try */
 };
 
 struct lctx {
@@ -99,8 +120,11 @@ struct lctx {
 	struct lrule *rules; /* parallel to rs->rules */
 	struct ltab tab[2][2]; /* [stage][dir] */
 	struct lreg univ;      /* every packet the datapath can judge */
-	size_t *cand;	       /* walk scratch: candidate positions */
-	struct witem *stk;     /* walk scratch: the parts still to walk */
+	/* walk scratch: the entries that meet the region, and the parts left */
+	struct lkey *ckey;
+	const struct lbox **cbox;
+	const struct lrule **crule;
+	struct witem *stk;
 	size_t stk_cap;
 	uint16_t eph_lo, eph_hi;	 /* the peer's ephemeral ports */
 	uint16_t leph_lo, leph_hi;	 /* this host's */
@@ -108,8 +132,8 @@ struct lctx {
 
 /* Where a walk sends the parts of a region (see walk_run()). */
 struct walk {
-	struct lrule *const *v;
-	size_t n;
+	const struct lflat *fl;
+	size_t n; /* rules of @fl walked through */
 	struct lreg *allow, *deny, *rest; /* NULL: not kept */
 	bool stop_at_rest;		  /* stop at the first part no rule takes */
 	bool found;
@@ -166,13 +190,18 @@ static void box_set(struct lbox *b, int d, u128 lo, u128 hi)
 
 static bool box_meets(const struct lbox *a, const struct lbox *b)
 {
-	int d;
+	/* the fields that most often tell rules apart come first */
+	static const int order[LD_N] = { LD_B, LD_PROTO, LD_A, LD_STATE, LD_SRC, LD_DST };
+	int i;
 
 	if (a->fam != b->fam)
 		return false;
-	for (d = 0; d < LD_N; d++)
+	for (i = 0; i < LD_N; i++) {
+		int d = order[i];
+
 		if (a->lo[d] > b->hi[d] || b->lo[d] > a->hi[d])
 			return false;
+	}
 	return true;
 }
 
@@ -687,7 +716,62 @@ static void reg_reply(struct lreg *r, enum lcls cls, bool back)
 
 /* ---- the walk --------------------------------------------------------- */
 
-static int stk_push(struct lctx *c, size_t *sp, const struct lbox *b, size_t k, size_t bi)
+static void box_key(const struct lbox *b, struct lkey *k)
+{
+	uint32_t f = fam_idx(b->fam) * 256;
+
+	k->lo[LK_PROTO] = f + (uint32_t)b->lo[LD_PROTO];
+	k->hi[LK_PROTO] = f + (uint32_t)b->hi[LD_PROTO];
+	k->lo[LK_STATE] = (uint32_t)b->lo[LD_STATE];
+	k->hi[LK_STATE] = (uint32_t)b->hi[LD_STATE];
+	k->lo[LK_A] = (uint32_t)b->lo[LD_A];
+	k->hi[LK_A] = (uint32_t)b->hi[LD_A];
+	k->lo[LK_B] = (uint32_t)b->lo[LD_B];
+	k->hi[LK_B] = (uint32_t)b->hi[LD_B];
+}
+
+static bool key_meets(const struct lkey *a, const struct lkey *b)
+{
+	return a->lo[LK_B] <= b->hi[LK_B] && b->lo[LK_B] <= a->hi[LK_B] &&
+	       a->lo[LK_PROTO] <= b->hi[LK_PROTO] && b->lo[LK_PROTO] <= a->hi[LK_PROTO] &&
+	       a->lo[LK_A] <= b->hi[LK_A] && b->lo[LK_A] <= a->hi[LK_A] &&
+	       a->lo[LK_STATE] <= b->hi[LK_STATE] && b->lo[LK_STATE] <= a->hi[LK_STATE];
+}
+
+static void flat_free(struct lflat *f)
+{
+	free(f->key);
+	free(f->box);
+	free(f->rule);
+	free(f->end);
+	memset(f, 0, sizeof(*f));
+}
+
+static int flat_build(struct lflat *f, struct lrule *const *v, size_t n)
+{
+	size_t i, j, total = 0;
+
+	for (i = 0; i < n; i++)
+		total += v[i]->boxes.n;
+	f->key = calloc(total + 1, sizeof(*f->key));
+	f->box = calloc(total + 1, sizeof(*f->box));
+	f->rule = calloc(total + 1, sizeof(*f->rule));
+	f->end = calloc(n + 1, sizeof(*f->end));
+	if (!f->key || !f->box || !f->rule || !f->end)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < v[i]->boxes.n; j++) {
+			f->box[f->n] = &v[i]->boxes.v[j];
+			f->rule[f->n] = v[i];
+			box_key(&v[i]->boxes.v[j], &f->key[f->n]);
+			f->n++;
+		}
+		f->end[i + 1] = f->n;
+	}
+	return 0;
+}
+
+static int stk_push(struct lctx *c, size_t *sp, const struct lbox *b, size_t k)
 {
 	if (*sp == c->stk_cap) {
 		size_t cap = c->stk_cap ? c->stk_cap * 2 : 64;
@@ -700,7 +784,6 @@ static int stk_push(struct lctx *c, size_t *sp, const struct lbox *b, size_t k, 
 	}
 	c->stk[*sp].b = *b;
 	c->stk[*sp].k = k;
-	c->stk[*sp].bi = bi;
 	(*sp)++;
 	return 0;
 }
@@ -730,17 +813,19 @@ static int walk_take(struct walk *w, const struct lrule *lr, const struct lbox *
 }
 
 /*
- * Walk region @q through the rules @w->v[0..n) in order: each rule takes
- * the part of what is left that it matches (to w->allow or w->deny by its
- * action) and the rest goes on, cut into boxes around the rule's box.
- * What no rule takes goes to w->rest. Depth first, so a search for one
- * untaken packet (stop_at_rest) ends as soon as it meets one.
+ * Walk region @q through the first @w->n rules of @w->fl in order: each
+ * rule takes the part of what is left that it matches (to w->allow or
+ * w->deny by its action) and the rest goes on, cut into boxes around the
+ * rule's box. What no rule takes goes to w->rest. Depth first, so a search
+ * for one untaken packet (stop_at_rest) ends as soon as it meets one.
  */
 static int walk_run(struct lctx *c, struct walk *w, const struct lreg *q)
 {
+	const struct lflat *fl = w->fl;
+	size_t i, ncand = 0, sp = 0, nf = fl->end[w->n];
 	struct lbox qbb[2], parts[2 * LD_N];
 	bool qhas[2] = { false, false };
-	size_t i, ncand = 0, sp = 0;
+	struct lkey qk[2], ik;
 	int err, n, j, d;
 
 	if (!q->n)
@@ -760,47 +845,55 @@ static int walk_run(struct lctx *c, struct walk *w, const struct lreg *q)
 				qbb[fi].hi[d] = q->v[i].hi[d];
 		}
 	}
-	/* Only the rules that can meet the region at all are worth visiting. */
-	for (i = 0; i < w->n; i++)
-		if ((qhas[0] && rule_meets(w->v[i], &qbb[0])) ||
-		    (qhas[1] && rule_meets(w->v[i], &qbb[1])))
-			c->cand[ncand++] = i;
+	for (i = 0; i < 2; i++)
+		if (qhas[i])
+			box_key(&qbb[i], &qk[i]);
+	/* Only the boxes that can meet the region at all are worth visiting. */
+	for (i = 0; i < nf; i++) {
+		int fi = fam_idx(fl->box[i]->fam);
+
+		if (!qhas[fi] || !key_meets(&fl->key[i], &qk[fi]) ||
+		    !box_meets(fl->box[i], &qbb[fi]))
+			continue;
+		c->ckey[ncand] = fl->key[i];
+		c->cbox[ncand] = fl->box[i];
+		c->crule[ncand] = fl->rule[i];
+		ncand++;
+	}
 
 	for (i = q->n; i-- > 0;) {
-		err = stk_push(c, &sp, &q->v[i], 0, 0);
+		err = stk_push(c, &sp, &q->v[i], 0);
 		if (err)
 			return err;
 	}
 	while (sp) {
 		struct witem it = c->stk[--sp];
-		size_t k = it.k, bi = it.bi;
+		size_t k;
 
-		for (; k < ncand; k++, bi = 0) {
-			const struct lrule *lr = w->v[c->cand[k]];
+		box_key(&it.b, &ik);
+		for (k = it.k; k < ncand; k++) {
+			const struct lbox *rb = c->cbox[k];
 
-			if (!rule_meets(lr, &it.b))
+			if (!key_meets(&c->ckey[k], &ik))
 				continue;
-			for (; bi < lr->boxes.n; bi++) {
-				const struct lbox *rb = &lr->boxes.v[bi];
-
-				if (!c->left)
-					return ERR_BUDGET;
-				c->left--;
-				if (!box_meets(rb, &it.b))
-					continue;
-				err = walk_take(w, lr, &it.b, rb);
+			if (!c->left)
+				return ERR_BUDGET;
+			c->left--;
+			if (!box_meets(rb, &it.b))
+				continue;
+			err = walk_take(w, c->crule[k], &it.b, rb);
+			if (err)
+				return err;
+			if (box_covers(rb, &it.b))
+				goto taken;
+			n = box_minus(&it.b, rb, parts);
+			for (j = n - 1; j >= 1; j--) {
+				err = stk_push(c, &sp, &parts[j], k + 1);
 				if (err)
 					return err;
-				if (box_covers(rb, &it.b))
-					goto taken;
-				n = box_minus(&it.b, rb, parts);
-				for (j = n - 1; j >= 1; j--) {
-					err = stk_push(c, &sp, &parts[j], k, bi + 1);
-					if (err)
-						return err;
-				}
-				it.b = parts[0];
 			}
+			it.b = parts[0];
+			box_key(&it.b, &ik);
 		}
 		if (w->rest) {
 			err = reg_push(w->rest, &it.b);
@@ -821,7 +914,7 @@ taken:;
 static int tab_allowed(struct lctx *c, const struct ltab *t, const struct lreg *q,
 		       struct lreg *out)
 {
-	struct walk w = { .v = t->v, .n = t->n, .allow = out };
+	struct walk w = { .fl = &t->fv, .n = t->n, .allow = out };
 
 	return t->on ? walk_run(c, &w, q) : reg_copy(q, out);
 }
@@ -886,14 +979,20 @@ static u128 v6doc(unsigned int net, unsigned int host)
 
 static u128 pick_addr(int fam, u128 lo, u128 hi, bool local)
 {
-	/* documentation addresses: local TEST-NET-1, peers TEST-NET-3 */
-	u128 pref = fam == 4 ? (local ? v4(192, 0, 2, 10) : v4(203, 0, 113, 10)) :
-			       (local ? v6doc(1, 0x10) : v6doc(2, 0x10));
+	/* documentation networks: local TEST-NET-1 first, peers TEST-NET-3 */
+	u128 p4[] = { v4(203, 0, 113, 10), v4(198, 51, 100, 10), v4(192, 0, 2, 10) };
+	u128 p6[] = { v6doc(2, 0x10), v6doc(3, 0x10), v6doc(1, 0x10) };
+	u128 *pref = fam == 4 ? p4 : p6, v;
 	bool ok;
 
-	pick_pref(lo, hi, &pref, 1, &ok);
+	if (local) {
+		v = pref[0];
+		pref[0] = pref[2];
+		pref[2] = v;
+	}
+	v = pick_pref(lo, hi, pref, 3, &ok);
 	if (ok)
-		return pref;
+		return v;
 	/* skip a network's first address when there is room */
 	return hi > lo ? lo + 1 : lo;
 }
@@ -907,7 +1006,7 @@ static void pick_point(const struct lctx *c, const struct lbox *b, enum rule_dir
 		       struct lbox *pt)
 {
 	int ic = icmp_proto(b->fam);
-	u128 protos[] = { PROTO_TCP, PROTO_UDP, (u128)ic, 47, 50, 132 };
+	u128 protos[] = { PROTO_TCP, PROTO_UDP, (u128)ic, 47, 132, 4 };
 	u128 sports[] = { 40000 }, dports[] = { 443, 80 };
 	u128 p, v;
 	bool ok;
@@ -1322,7 +1421,7 @@ static int find_override(struct lctx *c, const struct ltab *t, size_t pos, const
 
 	for (j = 0; j < pos && !err; j++) {
 		const struct lrule *o = t->v[j];
-		struct walk w = { .v = t->v, .n = j, .stop_at_rest = true };
+		struct walk w = { .fl = &t->fv, .n = j, .stop_at_rest = true };
 		int fi;
 
 		if (o->r->action == lr->r->action)
@@ -1357,7 +1456,7 @@ static int analyse_table(struct lctx *c, struct ltab *t)
 	for (i = 0; i < t->n && (!err || err == ERR_BUDGET); i++) {
 		struct lrule *lr = t->v[i];
 		struct lint_rule_info *ri = &c->res->rules[lr->idx];
-		struct walk w = { .v = t->v, .n = i, .stop_at_rest = true, .watch = nacl,
+		struct walk w = { .fl = &t->fv, .n = i, .stop_at_rest = true, .watch = nacl,
 				  .watch_action = lr->r->action == RULE_ALLOW ? RULE_DENY :
 									       RULE_ALLOW };
 		const struct lrule *by = NULL;
@@ -1512,7 +1611,8 @@ static bool rule_has_cls(const struct rule *r, enum lcls cls)
  */
 static bool rule_is_service(const struct rule *r, enum lcls cls)
 {
-	if (r->action != RULE_ALLOW || !rule_has_cls(r, cls) || rule_is_return(r))
+	if (r->action != RULE_ALLOW || r->established || !rule_has_cls(r, cls) ||
+	    rule_is_return(r))
 		return false;
 	if (cls == CLS_ICMP)
 		return !r->has_icmp || r->icmp_type == (r->proto == PROTO_ICMP ? 8 : 128);
@@ -1646,8 +1746,8 @@ static int check_holes(struct lctx *c, enum rule_dir dir, enum lcls cls)
 	err = opener_build(&op, cls);
 	for (i = 0; i < t->n && !err; i++) {
 		const struct lrule *lr = t->v[i];
-		struct walk w1 = { .v = t->v, .n = i, .rest = &a };
-		struct walk w2 = { .v = t->svc, .n = t->nsvc, .rest = &b };
+		struct walk w1 = { .fl = &t->fv, .n = i, .rest = &a };
+		struct walk w2 = { .fl = &t->fsvc, .n = t->nsvc, .rest = &b };
 
 		if (!lr->ret || !rule_has_cls(lr->r, cls) ||
 		    c->res->rules[lr->idx].status == LINT_RULE_SHADOWED)
@@ -1777,16 +1877,16 @@ static int report_return(struct lctx *c, enum rule_dir dir, enum lcls cls,
 }
 
 /*
- * Missing return path: a service rule (allow, narrow dport) in @dir whose
- * openers from the peer's ephemeral ports pass, but whose replies the NACL
- * of the other direction drops.
+ * Missing return path: a service rule (allow, narrow dport, or icmp echo)
+ * in @dir whose openers from the client's ephemeral ports pass, but whose
+ * replies the NACL of the other direction drops.
  */
 static int check_return(struct lctx *c, enum rule_dir dir, enum lcls cls)
 {
 	const struct ltab *t = &c->tab[RULE_STAGE_NACL][dir];
 	const struct ltab *back = &c->tab[RULE_STAGE_NACL][!dir];
 	const struct ltab *sg = &c->tab[RULE_STAGE_SG][dir];
-	struct lreg op = { 0 }, q = { 0 }, a = { 0 }, d = { 0 };
+	struct lreg op = { 0 }, q = { 0 }, a = { 0 }, d = { 0 }, x = { 0 };
 	size_t i;
 	int err;
 
@@ -1800,14 +1900,14 @@ static int check_return(struct lctx *c, enum rule_dir dir, enum lcls cls)
 		reg_clip(&op, LD_A, c->leph_lo, c->leph_hi);
 	for (i = 0; i < t->n && !err; i++) {
 		const struct lrule *lr = t->v[i];
-		struct walk w1 = { .v = t->v, .n = i, .rest = &a };
-		struct walk w2 = { .v = back->v, .n = back->n, .allow = &a, .deny = &d,
+		struct walk w1 = { .fl = &t->fv, .n = i, .rest = &a };
+		struct walk w2 = { .fl = &back->fv, .n = back->n, .allow = &a, .deny = &x,
 				   .rest = &d };
 
 		if (!rule_is_service(lr->r, cls) ||
 		    c->res->rules[lr->idx].status == LINT_RULE_SHADOWED)
 			continue;
-		q.n = a.n = d.n = 0;
+		q.n = a.n = d.n = x.n = 0;
 		err = reg_and(&lr->boxes, &op, &q);
 		if (err || !q.n)
 			continue;
@@ -1825,6 +1925,13 @@ static int check_return(struct lctx *c, enum rule_dir dir, enum lcls cls)
 			err = 0;
 			continue;
 		}
+		/*
+		 * Replies no rule takes were forgotten; replies a deny rule
+		 * takes were meant to be dropped (a block list), unless that
+		 * leaves the service no reply at all.
+		 */
+		if (!err && !d.n && !a.n)
+			err = reg_copy(&x, &d);
 		if (err || !d.n)
 			continue;
 		reg_reply(&d, cls, true);
@@ -1834,6 +1941,7 @@ static int check_return(struct lctx *c, enum rule_dir dir, enum lcls cls)
 	reg_free(&q);
 	reg_free(&a);
 	reg_free(&d);
+	reg_free(&x);
 	return err;
 }
 
@@ -2071,8 +2179,8 @@ static int lrule_cmp(const void *pa, const void *pb)
 static int tables_build(struct lctx *c)
 {
 	const struct ruleset *rs = c->rs;
+	size_t i, nboxes = 0;
 	int stage, dir;
-	size_t i;
 
 	for (stage = 0; stage < 2; stage++)
 		for (dir = 0; dir < 2; dir++) {
@@ -2101,7 +2209,22 @@ static int tables_build(struct lctx *c)
 	for (dir = 0; dir < 2; dir++)
 		qsort(c->tab[RULE_STAGE_NACL][dir].v, c->tab[RULE_STAGE_NACL][dir].n,
 		      sizeof(struct lrule *), lrule_cmp);
-	return 0;
+	for (stage = 0; stage < 2; stage++)
+		for (dir = 0; dir < 2; dir++) {
+			struct ltab *t = &c->tab[stage][dir];
+			int err = flat_build(&t->fv, t->v, t->n);
+
+			if (!err)
+				err = flat_build(&t->fsvc, t->svc, t->nsvc);
+			if (err)
+				return err;
+		}
+	for (i = 0; i < rs->nrules; i++)
+		nboxes += c->rules[i].boxes.n;
+	c->ckey = calloc(nboxes + 1, sizeof(*c->ckey));
+	c->cbox = calloc(nboxes + 1, sizeof(*c->cbox));
+	c->crule = calloc(nboxes + 1, sizeof(*c->crule));
+	return c->ckey && c->cbox && c->crule ? 0 : -ENOMEM;
 }
 
 static void ctx_free(struct lctx *c)
@@ -2117,9 +2240,13 @@ static void ctx_free(struct lctx *c)
 		for (d = 0; d < 2; d++) {
 			free(c->tab[s][d].v);
 			free(c->tab[s][d].svc);
+			flat_free(&c->tab[s][d].fv);
+			flat_free(&c->tab[s][d].fsvc);
 		}
 	reg_free(&c->univ);
-	free(c->cand);
+	free(c->ckey);
+	free(c->cbox);
+	free(c->crule);
 	free(c->stk);
 }
 
@@ -2138,31 +2265,51 @@ static int report_too_big(struct lctx *c, const struct lrule *lr)
 	return -E2BIG;
 }
 
-static int finding_cmp(const void *pa, const void *pb)
+/*
+ * Findings in file order (whole-file ones first), those of one line in the
+ * order the checks ran: a merge sort, stable, that moves indices rather
+ * than the findings themselves.
+ */
+static void sort_idx(const struct lint_finding *v, size_t *idx, size_t *tmp, size_t n)
 {
-	const struct lint_finding *a = pa, *b = pb;
+	size_t mid = n / 2, i = 0, j = mid, k = 0;
 
-	if (a->loc.line != b->loc.line)
-		return a->loc.line < b->loc.line ? -1 : 1;
-	return 0;
+	if (n < 2)
+		return;
+	sort_idx(v, idx, tmp, mid);
+	sort_idx(v, idx + mid, tmp, n - mid);
+	while (i < mid && j < n)
+		tmp[k++] = v[idx[j]].loc.line < v[idx[i]].loc.line ? idx[j++] : idx[i++];
+	while (i < mid)
+		tmp[k++] = idx[i++];
+	while (j < n)
+		tmp[k++] = idx[j++];
+	memcpy(idx, tmp, n * sizeof(*idx));
 }
 
-/*
- * Findings in file order (whole-file ones first), each check's findings
- * for one line in the order the checks ran: a stable insertion sort, as
- * the list is short and mostly sorted already.
- */
-static void sort_findings(struct lint_result *res)
+static int sort_findings(struct lint_result *res)
 {
-	size_t i, j;
+	size_t *idx = calloc(res->n + 1, sizeof(*idx)), *tmp = calloc(res->n + 1, sizeof(*tmp));
+	struct lint_finding *v = calloc(res->n + 1, sizeof(*v));
+	size_t i;
 
-	for (i = 1; i < res->n; i++) {
-		struct lint_finding f = res->v[i];
-
-		for (j = i; j > 0 && finding_cmp(&res->v[j - 1], &f) > 0; j--)
-			res->v[j] = res->v[j - 1];
-		res->v[j] = f;
+	if (!idx || !tmp || !v) {
+		free(idx);
+		free(tmp);
+		free(v);
+		return -ENOMEM;
 	}
+	for (i = 0; i < res->n; i++)
+		idx[i] = i;
+	sort_idx(res->v, idx, tmp, res->n);
+	for (i = 0; i < res->n; i++)
+		v[i] = res->v[idx[i]];
+	free(res->v);
+	res->v = v;
+	res->cap = res->n + 1;
+	free(idx);
+	free(tmp);
+	return 0;
 }
 
 static void count_findings(struct lint_result *res)
@@ -2217,8 +2364,7 @@ int lint_run(const struct ruleset *rs, const struct lint_opts *o, struct lint_re
 
 	c.rules = calloc(rs->nrules + 1, sizeof(*c.rules));
 	res->rules = calloc(rs->nrules + 1, sizeof(*res->rules));
-	c.cand = calloc(rs->nrules + 1, sizeof(*c.cand));
-	if (!c.rules || !res->rules || !c.cand) {
+	if (!c.rules || !res->rules) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -2261,7 +2407,11 @@ int lint_run(const struct ruleset *rs, const struct lint_opts *o, struct lint_re
 					  res->incomplete, res->incomplete > 1 ? "s" : "");
 	}
 out:
-	sort_findings(res);
+	if (!err || err == -E2BIG) {
+		int e = sort_findings(res);
+
+		err = err ? err : e;
+	}
 	count_findings(res);
 	ctx_free(&c);
 	return err;

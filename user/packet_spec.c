@@ -94,7 +94,9 @@ static int tokenize(struct pkt_parser *pp, int argc, char **argv)
 				while (*q && !strchr(" \t\n\r>", *q))
 					q++;
 			if (pp->n == PKT_MAX_TOKENS)
-				return pkt_err(pp, "too many words: expected PROTO SRC[:PORT] > DST[:PORT] [flags FLAGS] [icmp T/C] [frag]");
+				return pkt_err(
+					pp,
+					"too many words: expected PROTO SRC[:PORT] > DST[:PORT] [flags FLAGS] [icmp T/C] [frag]");
 			pp->t[pp->n++] = (struct pkt_tok){ .s = w, .len = (int)(q - w) };
 		}
 	}
@@ -129,7 +131,9 @@ static int parse_proto(struct pkt_parser *pp, const struct pkt_tok *t, int *prot
 	size_t i;
 
 	if (!t)
-		return pkt_err(pp, "expected a packet: PROTO SRC[:PORT] > DST[:PORT] [flags FLAGS] [icmp T/C] [frag]");
+		return pkt_err(
+			pp,
+			"expected a packet: PROTO SRC[:PORT] > DST[:PORT] [flags FLAGS] [icmp T/C] [frag]");
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (tok_is(t, names[i].name)) {
 			*proto = names[i].proto;
@@ -137,8 +141,10 @@ static int parse_proto(struct pkt_parser *pp, const struct pkt_tok *t, int *prot
 		}
 	}
 	if (parse_num(t->s, (size_t)t->len, 255, &v))
-		return pkt_err(pp, "unknown protocol " TOK_FMT
-			       ": expected tcp, udp, icmp, icmpv6 or a number 0-255", TOK_ARGS(t));
+		return pkt_err(pp,
+			       "unknown protocol " TOK_FMT
+			       ": expected tcp, udp, icmp, icmpv6 or a number 0-255",
+			       TOK_ARGS(t));
 	*proto = (int)v;
 	return 0;
 }
@@ -156,8 +162,10 @@ static int parse_endpoint(struct pkt_parser *pp, const struct pkt_tok *t, const 
 	size_t alen;
 
 	if (!t)
-		return pkt_err(pp, "expected the %s address (ADDR or ADDR:PORT, [IPV6]:PORT), found nothing",
-			       role);
+		return pkt_err(
+			pp,
+			"expected the %s address (ADDR or ADDR:PORT, [IPV6]:PORT), found nothing",
+			role);
 	s = t->s;
 	if ((size_t)t->len >= sizeof(buf))
 		return pkt_err(pp, "expected the %s address, found " TOK_FMT, role, TOK_ARGS(t));
@@ -166,8 +174,9 @@ static int parse_endpoint(struct pkt_parser *pp, const struct pkt_tok *t, const 
 	if (s[0] == '[') {
 		addr_end = memchr(s, ']', (size_t)t->len);
 		if (!addr_end)
-			return pkt_err(pp, "missing ']' in %s " TOK_FMT
-				       ": expected [IPV6] or [IPV6]:PORT", role, TOK_ARGS(t));
+			return pkt_err(
+				pp, "missing ']' in %s " TOK_FMT ": expected [IPV6] or [IPV6]:PORT",
+				role, TOK_ARGS(t));
 		alen = (size_t)(addr_end - s - 1);
 		memcpy(buf, s + 1, alen);
 		buf[alen] = '\0';
@@ -177,8 +186,8 @@ static int parse_endpoint(struct pkt_parser *pp, const struct pkt_tok *t, const 
 		*family = 6;
 		if (addr_end + 1 < s + t->len) {
 			if (addr_end[1] != ':')
-				return pkt_err(pp, "%s " TOK_FMT ": expected ':PORT' after ']'", role,
-					       TOK_ARGS(t));
+				return pkt_err(pp, "%s " TOK_FMT ": expected ':PORT' after ']'",
+					       role, TOK_ARGS(t));
 			colon = addr_end + 1;
 		}
 	} else {
@@ -190,21 +199,27 @@ static int parse_endpoint(struct pkt_parser *pp, const struct pkt_tok *t, const 
 		}
 		colon = memchr(s, ':', (size_t)t->len);
 		if (colon && memchr(colon + 1, ':', (size_t)(s + t->len - colon - 1)))
-			return pkt_err(pp, "%s " TOK_FMT " is not an address: expected ADDR, ADDR:PORT, or [IPV6]:PORT for IPv6 with a port",
-				       role, TOK_ARGS(t));
+			return pkt_err(
+				pp,
+				"%s " TOK_FMT
+				" is not an address: expected ADDR, ADDR:PORT, or [IPV6]:PORT for IPv6 with a port",
+				role, TOK_ARGS(t));
 		alen = colon ? (size_t)(colon - s) : (size_t)t->len;
 		buf[alen] = '\0';
 		if (inet_pton(AF_INET, buf, addr) != 1)
-			return pkt_err(pp, "%s " TOK_FMT " is not an address: expected ADDR, ADDR:PORT, or [IPV6]:PORT for IPv6 with a port",
-				       role, TOK_ARGS(t));
+			return pkt_err(
+				pp,
+				"%s " TOK_FMT
+				" is not an address: expected ADDR, ADDR:PORT, or [IPV6]:PORT for IPv6 with a port",
+				role, TOK_ARGS(t));
 		*family = 4;
 	}
 	if (colon) {
 		int err = parse_num(colon + 1, (size_t)(s + t->len - colon - 1), 65535, &v);
 
 		if (err)
-			return pkt_err(pp, "%s " TOK_FMT ": expected a port 0-65535 after ':'", role,
-				       TOK_ARGS(t));
+			return pkt_err(pp, "%s " TOK_FMT ": expected a port 0-65535 after ':'",
+				       role, TOK_ARGS(t));
 		*has_port = true;
 		*port = (uint16_t)v;
 	}
@@ -234,8 +249,11 @@ static int parse_flags(struct pkt_parser *pp, const struct pkt_tok *kw, const st
 			c = (char)(c - 'a' + 'A');
 		l = c ? strchr(letters, c) : NULL;
 		if (!l)
-			return pkt_err(pp, "flags " TOK_FMT ": '%c' is not a TCP flag; expected letters of SAFRPU (S SYN, A ACK, F FIN, R RST, P PSH, U URG)",
-				       TOK_ARGS(t), t->s[i]);
+			return pkt_err(
+				pp,
+				"flags " TOK_FMT
+				": '%c' is not a TCP flag; expected letters of SAFRPU (S SYN, A ACK, F FIN, R RST, P PSH, U URG)",
+				TOK_ARGS(t), t->s[i]);
 		*flags |= bits[l - letters];
 	}
 	return 0;
@@ -291,9 +309,10 @@ int packet_parse(int argc, char **argv, struct packet *p, char *err, size_t errl
 	if (ret)
 		return ret;
 	if (dfam != p->family)
-		return pkt_err(&pp, "source " TOK_FMT " is IPv%d but destination " TOK_FMT
-			       " is IPv%d: a packet has one family", TOK_ARGS(src), p->family,
-			       TOK_ARGS(dst), dfam);
+		return pkt_err(&pp,
+			       "source " TOK_FMT " is IPv%d but destination " TOK_FMT
+			       " is IPv%d: a packet has one family",
+			       TOK_ARGS(src), p->family, TOK_ARGS(dst), dfam);
 	memcpy(p->dst, daddr, sizeof(p->dst));
 
 	if (p->proto == 6)
@@ -311,7 +330,8 @@ int packet_parse(int argc, char **argv, struct packet *p, char *err, size_t errl
 			seen_flags = true;
 		} else if (tok_is(t, "icmp") && !seen_icmp) {
 			if (p->proto != 1 && p->proto != 58)
-				return pkt_err(&pp, "'icmp T/C' is only for icmp or icmpv6 packets");
+				return pkt_err(&pp,
+					       "'icmp T/C' is only for icmp or icmpv6 packets");
 			ret = parse_icmp(&pp, t, next_tok(&pp), &p->icmp_type, &p->icmp_code);
 			seen_icmp = true;
 		} else if (tok_is(t, "frag") && !p->frag) {
@@ -319,7 +339,9 @@ int packet_parse(int argc, char **argv, struct packet *p, char *err, size_t errl
 		} else if (tok_is(t, "flags") || tok_is(t, "icmp") || tok_is(t, "frag")) {
 			return pkt_err(&pp, TOK_FMT " given twice", TOK_ARGS(t));
 		} else {
-			return pkt_err(&pp, "unexpected " TOK_FMT ": expected flags FLAGS, icmp T/C or frag",
+			return pkt_err(&pp,
+				       "unexpected " TOK_FMT
+				       ": expected flags FLAGS, icmp T/C or frag",
 				       TOK_ARGS(t));
 		}
 		if (ret)
@@ -335,7 +357,9 @@ int packet_parse(int argc, char **argv, struct packet *p, char *err, size_t errl
 	 */
 	if (p->frag) {
 		if (sport_set || dport_set || seen_flags || seen_icmp)
-			return pkt_err(&pp, "'frag' is a non-first fragment, which carries no ports, flags or ICMP type; leave them out");
+			return pkt_err(
+				&pp,
+				"'frag' is a non-first fragment, which carries no ports, flags or ICMP type; leave them out");
 		p->tcp_flags = 0;
 		p->icmp_type = 0;
 		p->icmp_code = 0;

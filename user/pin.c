@@ -59,12 +59,10 @@ int pin_root(char *buf, size_t len, char *err, size_t errlen)
 		snprintf(buf, len, "/sys/fs/bpf");
 		return 0;
 	}
-	if (is_bpffs("/proc/1/root/sys/fs/bpf")) {
-		snprintf(buf, len, "/proc/1/root/sys/fs/bpf");
-		return 0;
-	}
 	snprintf(err, errlen,
-		 "no BPF filesystem on /sys/fs/bpf (mount it: mount -t bpf bpf /sys/fs/bpf)");
+		 "no BPF filesystem on /sys/fs/bpf (mount it: mount -t bpf bpf /sys/fs/bpf; "
+		 "inside `ip netns exec`, which mounts a fresh /sys, run moat with "
+		 "`nsenter --net=/run/netns/NAME moat ...` instead)");
 	return -ENOENT;
 }
 

@@ -30,9 +30,8 @@ void moat_maps_close(struct moat_maps *m);
 int *moat_maps_fd(struct moat_maps *m, size_t i);
 
 /*
- * The bpffs root moat pins under: /sys/fs/bpf, or, when that is not a bpffs
- * (inside `ip netns exec`, which mounts a fresh /sys), the host's one seen
- * through /proc/1/root. Returns 0 or -ENOENT with a message in @err.
+ * The bpffs root moat pins under: /sys/fs/bpf. Returns 0, or -ENOENT with
+ * a message in @err when it is not a BPF filesystem.
  */
 int pin_root(char *buf, size_t len, char *err, size_t errlen);
 /* <root>/moat/IFACE */

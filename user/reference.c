@@ -75,9 +75,17 @@ static bool ref_packet_has_ports(const struct packet *p)
 	return !p->frag && (p->proto == REF_PROTO_TCP || p->proto == REF_PROTO_UDP);
 }
 
+/*
+ * An ICMP packet is ICMP in IPv4 or ICMPv6 in IPv6; protocol 1 in IPv6 (or
+ * 58 in IPv4) is some other protocol as far as `icmp TYPE/CODE` goes: it
+ * still matches a rule for its protocol number, never one with an icmp field.
+ */
 static bool ref_packet_has_icmp(const struct packet *p)
 {
-	return !p->frag && (p->proto == REF_PROTO_ICMP || p->proto == REF_PROTO_ICMPV6);
+	if (p->frag)
+		return false;
+	return (p->family == 4 && p->proto == REF_PROTO_ICMP) ||
+	       (p->family == 6 && p->proto == REF_PROTO_ICMPV6);
 }
 
 bool reference_rule_matches(const struct ruleset *rs, const struct rule *r, const struct packet *p)

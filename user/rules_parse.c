@@ -125,7 +125,7 @@ static void *grow_array(void *arr, size_t *cap, size_t need, size_t elem)
 }
 
 __attribute__((format(printf, 5, 6))) static void perr(struct parser *ps, const char *file,
-							int line, int col, const char *fmt, ...)
+						       int line, int col, const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
@@ -134,8 +134,8 @@ __attribute__((format(printf, 5, 6))) static void perr(struct parser *ps, const 
 	if (ps->stopped)
 		return;
 	if (ps->errors == RULES_MAX_ERRORS) {
-		diags_add(ps->d, DIAG_ERROR, file, line, col,
-			  "too many errors (%d); stopping here", RULES_MAX_ERRORS);
+		diags_add(ps->d, DIAG_ERROR, file, line, col, "too many errors (%d); stopping here",
+			  RULES_MAX_ERRORS);
 		ps->errors++;
 		ps->stopped = true;
 		return;
@@ -164,8 +164,8 @@ static void nomem(struct parser *ps)
 
 /* Quote a token in a message: '%.*s%s' with TOK_ARGS(t). */
 #define TOK_FMT "'%.*s%s'"
-#define TOK_ARGS(t)                                                                                \
-	(t)->len > TOK_SHOW_MAX ? TOK_SHOW_MAX : (t)->len, (t)->s,                                 \
+#define TOK_ARGS(t)                                                \
+	(t)->len > TOK_SHOW_MAX ? TOK_SHOW_MAX : (t)->len, (t)->s, \
 		(t)->len > TOK_SHOW_MAX ? "..." : ""
 
 static bool tok_is(const struct tok *t, const char *word)
@@ -402,6 +402,15 @@ static bool text_has_nul(struct parser *ps, const char *file, const char *text, 
 	return true;
 }
 
+/* Editors on some systems start a UTF-8 file with a byte order mark. */
+static void skip_bom(const char **text, size_t *len)
+{
+	if (*len >= 3 && !memcmp(*text, "\xef\xbb\xbf", 3)) {
+		*text += 3;
+		*len -= 3;
+	}
+}
+
 static bool is_ctrl(unsigned char c)
 {
 	return (c < 0x20 && c != '\t') || c == 0x7f;
@@ -417,8 +426,8 @@ static bool set_name_valid(const char *s, size_t len)
 		return false;
 	for (i = 0; i < len; i++) {
 		char c = s[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			  c == '_' || (i && (c == '-' || c == '.'));
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '_' || (i && (c == '-' || c == '.'));
 
 		if (!ok)
 			return false;
@@ -493,6 +502,9 @@ static void parse_set_text(struct parser *ps, size_t si, const char *path, const
 
 	if (text_has_nul(ps, path, text, len))
 		return;
+	skip_bom(&text, &len);
+	p = text;
+	end = text + len;
 
 	while (p < end && !ps->stopped && !ps->nomem) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -557,8 +569,8 @@ static void load_set_file(struct parser *ps, size_t si, const struct tok *pt)
 	if (pt->s[0] == '/' || !ps->dir)
 		err = asprintf(&path, "%.*s", pt->len, pt->s);
 	else
-		err = asprintf(&path, "%s%s%.*s", ps->dir, strcmp(ps->dir, "/") ? "/" : "",
-			       pt->len, pt->s);
+		err = asprintf(&path, "%s%s%.*s", ps->dir, strcmp(ps->dir, "/") ? "/" : "", pt->len,
+			       pt->s);
 	if (err < 0) {
 		nomem(ps);
 		return;
@@ -618,6 +630,7 @@ static bool lex_line(struct parser *ps, bool *bad)
 	for (q = start; q < eol;) {
 		int col = (int)(q - start) + 1;
 		const char *w = q;
+		enum tok_kind kind;
 
 		switch (*q) {
 		case '#':
@@ -627,10 +640,19 @@ static bool lex_line(struct parser *ps, bool *bad)
 			q++;
 			continue;
 		case '{':
+			kind = TOK_LBRACE;
+			break;
 		case '}':
+			kind = TOK_RBRACE;
+			break;
 		case ',':
-			if (push_tok(ps, *q == '{' ? TOK_LBRACE : *q == '}' ? TOK_RBRACE : TOK_COMMA,
-				     q, 1, line, col))
+			kind = TOK_COMMA;
+			break;
+		default:
+			kind = TOK_WORD;
+		}
+		if (kind != TOK_WORD) {
+			if (push_tok(ps, kind, q, 1, line, col))
 				*bad = true;
 			q++;
 			continue;
@@ -728,8 +750,8 @@ static void expect_err(struct parser *ps, const struct tok *t, const struct tok 
 		       const char *what)
 {
 	if (t->kind == TOK_EOL)
-		perr(ps, ps->file, t->line, t->col, "expected %s after " TOK_FMT
-		     ", found end of line", what, TOK_ARGS(prev));
+		perr(ps, ps->file, t->line, t->col,
+		     "expected %s after " TOK_FMT ", found end of line", what, TOK_ARGS(prev));
 	else
 		perr(ps, ps->file, t->line, t->col, "expected %s after " TOK_FMT ", found " TOK_FMT,
 		     what, TOK_ARGS(prev), TOK_ARGS(t));
@@ -767,8 +789,11 @@ static int parse_proto(struct parser *ps, const struct tok *prev, int *proto)
 	static const struct {
 		const char *name;
 		int proto;
-	} names[] = { { "all", RULE_PROTO_ALL }, { "tcp", 6 },	   { "udp", 17 },
-		      { "icmp", 1 },		 { "icmpv6", 58 } };
+	} names[] = { { "all", RULE_PROTO_ALL },
+		      { "tcp", 6 },
+		      { "udp", 17 },
+		      { "icmp", 1 },
+		      { "icmpv6", 58 } };
 	const struct tok *t = next_tok(ps);
 	unsigned long v = 0;
 	size_t i;
@@ -816,8 +841,11 @@ static int parse_addr(struct parser *ps, struct rule *r, const struct tok *kw, b
 		}
 		a->kind = RULE_ADDR_SET;
 		a->set = -1;
-		*ref = (struct set_ref){ .dst = dst, .name = t->s + 1, .len = t->len - 1,
-					 .line = t->line, .col = t->col };
+		*ref = (struct set_ref){ .dst = dst,
+					 .name = t->s + 1,
+					 .len = t->len - 1,
+					 .line = t->line,
+					 .col = t->col };
 		return 0;
 	}
 	if (t->kind != TOK_WORD) {
@@ -904,8 +932,9 @@ static int parse_icmp(struct parser *ps, const struct tok *kw, struct rule *r)
 		return -EINVAL;
 	}
 	if (e1 || e2) {
-		perr(ps, ps->file, t->line, t->col, "ICMP %s in " TOK_FMT
-		     " is out of range: expected 0-255", e1 ? "type" : "code", TOK_ARGS(t));
+		perr(ps, ps->file, t->line, t->col,
+		     "ICMP %s in " TOK_FMT " is out of range: expected 0-255", e1 ? "type" : "code",
+		     TOK_ARGS(t));
 		return 0;
 	}
 	r->has_icmp = true;
@@ -964,8 +993,10 @@ static void parse_matches(struct parser *ps, struct rule *r)
 			if (tok_is(t, match_names[id]))
 				break;
 		if (id == M_COUNT) {
-			perr(ps, ps->file, t->line, t->col, "unknown match " TOK_FMT
-			     ": expected src, dst, sport, dport, icmp or established", TOK_ARGS(t));
+			perr(ps, ps->file, t->line, t->col,
+			     "unknown match " TOK_FMT
+			     ": expected src, dst, sport, dport, icmp or established",
+			     TOK_ARGS(t));
 			return;
 		}
 		if (seen[id]) {
@@ -1038,8 +1069,8 @@ static void parse_nacl(struct parser *ps, const struct tok *kw)
 		return;
 
 	t = next_tok(ps);
-	err = t->kind == TOK_WORD ? parse_uint(t->s, (size_t)t->len, RULE_NACL_NUMBER_MAX, &num) :
-				    -EINVAL;
+	err = t->kind == TOK_WORD ? parse_uint(t->s, (size_t)t->len, RULE_NACL_NUMBER_MAX, &num)
+				  : -EINVAL;
 	if (err == -EINVAL) {
 		expect_err(ps, t, prev, "a rule number (1-32766)");
 		return;
@@ -1059,8 +1090,8 @@ static void parse_nacl(struct parser *ps, const struct tok *kw)
 		first = &ps->nacl_line[r.dir][num];
 		if (*first)
 			perr(ps, ps->file, t->line, t->col,
-			     "nacl %s rule %lu is already defined at line %d",
-			     rule_dir_name(r.dir), num, *first);
+			     "nacl %s rule %lu is already defined at line %d", rule_dir_name(r.dir),
+			     num, *first);
 		else
 			*first = t->line;
 		r.number = (int)num;
@@ -1169,8 +1200,7 @@ static void parse_conntrack(struct parser *ps, const struct tok *kw, const struc
 		{ "icmp", SETTING_TO_ICMP, 1 },
 	};
 	struct rule_settings *s = &ps->rs->settings;
-	uint32_t *fields[] = { &s->ct_tcp_established, &s->ct_udp, &s->ct_udp_stream,
-			       &s->ct_icmp };
+	uint32_t *fields[] = { &s->ct_tcp_established, &s->ct_udp, &s->ct_udp_stream, &s->ct_icmp };
 	const struct tok *t = next_tok(ps), *k;
 	char what[64];
 	uint32_t v;
@@ -1442,6 +1472,7 @@ static int parse_buffer(const char *name, const char *text, size_t len, struct r
 		if (!ps.dir)
 			goto nomem;
 	}
+	skip_bom(&text, &len);
 	ps.lx = (struct lexer){ .p = text, .end = text + len };
 
 	if (len > RULES_MAX_FILE_SIZE)
@@ -1461,8 +1492,10 @@ static int parse_buffer(const char *name, const char *text, size_t len, struct r
 			else if (tok_is(kw, "set"))
 				parse_set(&ps, kw);
 			else
-				perr(&ps, ps.file, kw->line, kw->col, "unknown statement " TOK_FMT
-				     ": expected 'nacl', 'sg' or 'set'", TOK_ARGS(kw));
+				perr(&ps, ps.file, kw->line, kw->col,
+				     "unknown statement " TOK_FMT
+				     ": expected 'nacl', 'sg' or 'set'",
+				     TOK_ARGS(kw));
 		}
 	if (!ps.stopped && !ps.nomem)
 		resolve_refs(&ps);
@@ -1602,10 +1635,11 @@ void rules_check_warnings(const struct ruleset *rs, struct diags *d)
 			continue;
 		for (dir = RULE_DIR_IN; dir <= RULE_DIR_OUT; dir++)
 			if (!ruleset_count(rs, st, dir))
-				diags_add(d, DIAG_WARNING, file, 0, 0,
-					  "%s %s has no rules: the stage is on, so all %s traffic is denied",
-					  rule_stage_name(st), rule_dir_name(dir),
-					  dir == RULE_DIR_IN ? "inbound" : "outbound");
+				diags_add(
+					d, DIAG_WARNING, file, 0, 0,
+					"%s %s has no rules: the stage is on, so all %s traffic is denied",
+					rule_stage_name(st), rule_dir_name(dir),
+					dir == RULE_DIR_IN ? "inbound" : "outbound");
 	}
 
 	set_fams = calloc(rs->nsets ? rs->nsets : 1, sizeof(*set_fams));
@@ -1628,11 +1662,13 @@ void rules_check_warnings(const struct ruleset *rs, struct diags *d)
 		warn_set_family(rs, r, set_fams, &r->src, "src", &fams, d);
 		warn_set_family(rs, r, set_fams, &r->dst, "dst", &fams, d);
 		if (r->proto == 1 && r->family == 6)
-			diags_add(d, DIAG_WARNING, r->loc.file, r->loc.line, r->loc.col,
-				  "icmp is IPv4's ICMP: with IPv6 addresses this rule never matches (use icmpv6)");
+			diags_add(
+				d, DIAG_WARNING, r->loc.file, r->loc.line, r->loc.col,
+				"icmp is IPv4's ICMP: with IPv6 addresses this rule never matches (use icmpv6)");
 		else if (r->proto == 58 && r->family == 4)
-			diags_add(d, DIAG_WARNING, r->loc.file, r->loc.line, r->loc.col,
-				  "icmpv6 is IPv6's ICMP: with IPv4 addresses this rule never matches (use icmp)");
+			diags_add(
+				d, DIAG_WARNING, r->loc.file, r->loc.line, r->loc.col,
+				"icmpv6 is IPv6's ICMP: with IPv4 addresses this rule never matches (use icmp)");
 	}
 	free(set_fams);
 }

@@ -157,7 +157,7 @@ else
 	tap_diag "$ct"
 	tap_fail "its state is established"
 fi
-if nt_moat ct list "$IFA" | grep -q 9100; then
+if nt_has 9100 nt_moat ct list "$IFA"; then
 	tap_ok "ct list (text) shows the held connection"
 else
 	tap_fail "ct list (text) shows the held connection"

@@ -120,7 +120,7 @@ static size_t rg_alen(int family)
 /*
  * IPv6 packets must not name an extension header as their protocol: the
  * datapath walks those, so the packet would not be what it says. ICMP goes
- * with its own family, so an `icmp` rule is never asked about IPv6.
+ * with its own family here; rg_packet_free() crosses them on purpose.
  */
 static bool rg_proto_fits(int family, int proto)
 {
@@ -460,6 +460,9 @@ static void rg_packet_free(struct randgen *g, const struct ruleset *rs, struct p
 	} else {
 		p->proto = rg_proto_random(g, p->family);
 	}
+	/* now and then ICMP in the other family: not ICMP for an icmp field */
+	if (randgen_chance(g, 2))
+		p->proto = p->family == 4 ? RG_PROTO_ICMPV6 : RG_PROTO_ICMP;
 	rg_addr_pick(g, rs, p->family, p->src);
 	rg_addr_pick(g, rs, p->family, p->dst);
 	rg_l4_random(g, rs, p);

@@ -59,7 +59,8 @@ int randgen_sg_rules(struct randgen *g, struct ruleset *rs, size_t n);
  * are built to match one of its rules and then often nudged one step off
  * (address or port ±1, another ICMP code, other TCP flags, a fragment).
  * IPv6 packets never carry an extension header's number as their protocol
- * and ICMP packets are ICMP for IPv4 and ICMPv6 for IPv6.
+ * (the datapath would walk it); about 1 in 100 carries the other family's
+ * ICMP protocol number (ICMP in IPv6, ICMPv6 in IPv4).
  */
 void randgen_packet(struct randgen *g, const struct ruleset *rs, struct packet *p);
 

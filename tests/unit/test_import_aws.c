@@ -152,8 +152,8 @@ static void assert_line(const char *text, const char *line)
  * Parse the imported text; check the rule counts (NACL in/out, SG in/out)
  * and that every rule line reads as rule_format() writes its rule.
  */
-static void assert_rules(const struct result *r, size_t nin, size_t nout, size_t sgin,
-			 size_t sgout, struct ruleset *keep)
+static void assert_rules(const struct result *r, size_t nin, size_t nout, size_t sgin, size_t sgout,
+			 struct ruleset *keep)
 {
 	struct ruleset rs;
 	struct diags d;
@@ -225,24 +225,28 @@ static void test_doc_network_acls(void **state)
 	/* Two ACLs and no --nacl: an error that lists both. */
 	import_files(&r, NULL, files);
 	assert_int_equal(r.err, -EINVAL);
-	assert_has(r.msgs,
-		   "error: the input has 2 network ACLs (acl-0ea1f54ca7EXAMPLE, acl-0e2a78e4e2EXAMPLE): choose one with --nacl ID");
+	assert_has(
+		r.msgs,
+		"error: the input has 2 network ACLs (acl-0ea1f54ca7EXAMPLE, acl-0e2a78e4e2EXAMPLE): choose one with --nacl ID");
 	result_free(&r);
 
 	opts.nacl_id = "acl-0ea1f54ca7EXAMPLE";
 	import_files(&r, &opts, files);
 	assert_rules(&r, 1, 1, 0, 0, NULL);
-	assert_line(r.text,
-		    "nacl in 100 allow all src 0.0.0.0/0  # acl-0ea1f54ca7EXAMPLE entry 100 ingress");
-	assert_line(r.text,
-		    "nacl out 100 allow all dst 0.0.0.0/0  # acl-0ea1f54ca7EXAMPLE entry 100 egress");
+	assert_line(
+		r.text,
+		"nacl in 100 allow all src 0.0.0.0/0  # acl-0ea1f54ca7EXAMPLE entry 100 ingress");
+	assert_line(
+		r.text,
+		"nacl out 100 allow all dst 0.0.0.0/0  # acl-0ea1f54ca7EXAMPLE entry 100 egress");
 	assert_null(strstr(r.text, "32767"));
 	result_free(&r);
 
 	opts.nacl_id = "acl-0e2a78e4e2EXAMPLE";
 	import_files(&r, &opts, files);
 	assert_rules(&r, 2, 2, 0, 0, NULL);
-	assert_line(r.text, "nacl in 101 allow all src ::/0  # acl-0e2a78e4e2EXAMPLE entry 101 ingress");
+	assert_line(r.text,
+		    "nacl in 101 allow all src ::/0  # acl-0e2a78e4e2EXAMPLE entry 101 ingress");
 	assert_line(r.text, "# subnets: subnet-02ec2ba8aaEXAMPLE, subnet-0fd06f75d2EXAMPLE");
 	assert_null(strstr(r.text, "32768"));
 	result_free(&r);
@@ -264,8 +268,9 @@ static void test_doc_security_groups(void **state)
 	import_files(&r, NULL, files);
 	assert_rules(&r, 0, 0, 2, 1, NULL);
 	assert_line(r.text, "sg in allow all src @sg_903004f8  # sg-903004f8 ingress");
-	assert_line(r.text,
-		    "sg in allow tcp src 203.0.113.0/24 dport 22  # sg-903004f8 ingress: Access from NY office");
+	assert_line(
+		r.text,
+		"sg in allow tcp src 203.0.113.0/24 dport 22  # sg-903004f8 ingress: Access from NY office");
 	assert_line(r.text, "sg out allow all dst 0.0.0.0/0  # sg-903004f8 egress");
 	assert_has(r.text, "# security group sg-903004f8 \"MySecurityGroup\" in vpc-1a2b3c4d");
 	/* The group refers to itself, and nothing says who is in it. */
@@ -284,12 +289,15 @@ static void test_doc_security_group_rules(void **state)
 	(void)state;
 	import_files(&r, NULL, files);
 	assert_rules(&r, 0, 0, 1, 2, NULL);
-	assert_line(r.text,
-		    "sg in allow all src @sg_1234567890abcdef0  # sg-1234567890abcdef0 sgr-abcdef01234567890 ingress");
-	assert_line(r.text,
-		    "sg out allow all dst ::/0  # sg-1234567890abcdef0 sgr-bcdef01234567890a egress");
-	assert_line(r.text,
-		    "sg out allow all dst 0.0.0.0/0  # sg-1234567890abcdef0 sgr-cdef01234567890ab egress");
+	assert_line(
+		r.text,
+		"sg in allow all src @sg_1234567890abcdef0  # sg-1234567890abcdef0 sgr-abcdef01234567890 ingress");
+	assert_line(
+		r.text,
+		"sg out allow all dst ::/0  # sg-1234567890abcdef0 sgr-bcdef01234567890a egress");
+	assert_line(
+		r.text,
+		"sg out allow all dst 0.0.0.0/0  # sg-1234567890abcdef0 sgr-cdef01234567890ab egress");
 	assert_int_equal(r.d.warnings, 1);
 	result_free(&r);
 }
@@ -304,8 +312,11 @@ static void test_default_nacl(void **state)
 	(void)state;
 	import_files(&r, NULL, files);
 	assert_rules(&r, 2, 2, 0, 0, NULL);
-	assert_line(r.text, "nacl in 100 allow all src 0.0.0.0/0  # acl-0a1b2c3d4e5f60100 entry 100 ingress");
-	assert_line(r.text, "nacl out 101 allow all dst ::/0  # acl-0a1b2c3d4e5f60100 entry 101 egress");
+	assert_line(
+		r.text,
+		"nacl in 100 allow all src 0.0.0.0/0  # acl-0a1b2c3d4e5f60100 entry 100 ingress");
+	assert_line(r.text,
+		    "nacl out 101 allow all dst ::/0  # acl-0a1b2c3d4e5f60100 entry 101 egress");
 	assert_has(r.text, "(the VPC's default ACL)");
 	assert_int_equal(r.d.n, 0);
 	result_free(&r);
@@ -321,11 +332,15 @@ static void test_web_tier_nacl(void **state)
 	(void)state;
 	import_files(&r, NULL, files);
 	assert_rules(&r, 7, 5, 0, 0, &rs);
-	assert_line(r.text, "nacl in 90 deny all src 192.0.2.0/24  # acl-0a1b2c3d4e5f60200 entry 90 ingress");
-	assert_line(r.text,
-		    "nacl in 120 allow tcp src 198.51.100.0/24 dport 22  # acl-0a1b2c3d4e5f60200 entry 120 ingress");
-	assert_line(r.text,
-		    "nacl out 120 allow tcp dst 0.0.0.0/0 dport 1024-65535  # acl-0a1b2c3d4e5f60200 entry 120 egress");
+	assert_line(
+		r.text,
+		"nacl in 90 deny all src 192.0.2.0/24  # acl-0a1b2c3d4e5f60200 entry 90 ingress");
+	assert_line(
+		r.text,
+		"nacl in 120 allow tcp src 198.51.100.0/24 dport 22  # acl-0a1b2c3d4e5f60200 entry 120 ingress");
+	assert_line(
+		r.text,
+		"nacl out 120 allow tcp dst 0.0.0.0/0 dport 1024-65535  # acl-0a1b2c3d4e5f60200 entry 120 egress");
 
 	/* The ephemeral range is the destination port, never the source. */
 	x = find_nacl(&rs, RULE_DIR_IN, 140);
@@ -357,12 +372,15 @@ static void test_ipv6_nacl(void **state)
 	(void)state;
 	import_files(&r, NULL, files);
 	assert_rules(&r, 7, 3, 0, 0, &rs);
-	assert_line(r.text,
-		    "nacl in 110 deny all src 2001:db8:bad::/48  # acl-0a1b2c3d4e5f60300 entry 110 ingress");
-	assert_line(r.text,
-		    "nacl in 130 allow icmpv6 src ::/0 icmp 128/0  # acl-0a1b2c3d4e5f60300 entry 130 ingress");
-	assert_line(r.text,
-		    "nacl out 105 deny tcp dst 2001:db8:bad::/48 dport 0-1023  # acl-0a1b2c3d4e5f60300 entry 105 egress");
+	assert_line(
+		r.text,
+		"nacl in 110 deny all src 2001:db8:bad::/48  # acl-0a1b2c3d4e5f60300 entry 110 ingress");
+	assert_line(
+		r.text,
+		"nacl in 130 allow icmpv6 src ::/0 icmp 128/0  # acl-0a1b2c3d4e5f60300 entry 130 ingress");
+	assert_line(
+		r.text,
+		"nacl out 105 deny tcp dst 2001:db8:bad::/48 dport 0-1023  # acl-0a1b2c3d4e5f60300 entry 105 egress");
 	assert_int_equal(find_nacl(&rs, RULE_DIR_IN, 101)->family, 6);
 	assert_int_equal(find_nacl(&rs, RULE_DIR_IN, 100)->family, 4);
 	x = find_nacl(&rs, RULE_DIR_IN, 130);
@@ -383,21 +401,32 @@ static void test_icmp_nacl(void **state)
 	(void)state;
 	import_files(&r, NULL, files);
 	assert_rules(&r, 8, 4, 0, 0, &rs);
-	assert_line(r.text, "nacl in 100 allow icmp src 0.0.0.0/0 icmp 8/0  # acl-0a1b2c3d4e5f60400 entry 100 ingress");
+	assert_line(
+		r.text,
+		"nacl in 100 allow icmp src 0.0.0.0/0 icmp 8/0  # acl-0a1b2c3d4e5f60400 entry 100 ingress");
 	/* Code -1: any code of the type. */
-	assert_line(r.text, "nacl in 110 allow icmp src 0.0.0.0/0 icmp 3  # acl-0a1b2c3d4e5f60400 entry 110 ingress");
+	assert_line(
+		r.text,
+		"nacl in 110 allow icmp src 0.0.0.0/0 icmp 3  # acl-0a1b2c3d4e5f60400 entry 110 ingress");
 	x = find_nacl(&rs, RULE_DIR_IN, 110);
 	assert_true(x->has_icmp);
 	assert_int_equal(x->icmp_type, 3);
 	assert_int_equal(x->icmp_code, -1);
 	/* Type -1: any ICMP at all. */
-	assert_line(r.text, "nacl in 130 allow icmp src 10.0.0.0/8  # acl-0a1b2c3d4e5f60400 entry 130 ingress");
+	assert_line(
+		r.text,
+		"nacl in 130 allow icmp src 10.0.0.0/8  # acl-0a1b2c3d4e5f60400 entry 130 ingress");
 	assert_false(find_nacl(&rs, RULE_DIR_IN, 130)->has_icmp);
-	assert_line(r.text, "nacl in 150 allow icmpv6 src 2001:db8::/32  # acl-0a1b2c3d4e5f60400 entry 150 ingress");
+	assert_line(
+		r.text,
+		"nacl in 150 allow icmpv6 src 2001:db8::/32  # acl-0a1b2c3d4e5f60400 entry 150 ingress");
 	/* Protocol 58 with an IPv4 CIDR: AWS ignores the type and code. */
-	assert_line(r.text,
-		    "nacl in 170 allow icmpv6 src 172.16.0.0/12  # acl-0a1b2c3d4e5f60400 entry 170 ingress; IcmpTypeCode ignored: AWS ignores it for protocol 58 with an IPv4 CIDR");
-	assert_line(r.text, "nacl out 130 deny icmp dst 0.0.0.0/0 icmp 11  # acl-0a1b2c3d4e5f60400 entry 130 egress");
+	assert_line(
+		r.text,
+		"nacl in 170 allow icmpv6 src 172.16.0.0/12  # acl-0a1b2c3d4e5f60400 entry 170 ingress; IcmpTypeCode ignored: AWS ignores it for protocol 58 with an IPv4 CIDR");
+	assert_line(
+		r.text,
+		"nacl out 130 deny icmp dst 0.0.0.0/0 icmp 11  # acl-0a1b2c3d4e5f60400 entry 130 egress");
 	ruleset_free(&rs);
 	result_free(&r);
 }
@@ -411,17 +440,25 @@ static void test_protocol_numbers(void **state)
 	(void)state;
 	import_files(&r, NULL, files);
 	assert_rules(&r, 8, 4, 0, 0, &rs);
-	assert_line(r.text, "nacl in 100 allow 47 src 203.0.113.0/24  # acl-0a1b2c3d4e5f60500 entry 100 ingress");
-	assert_line(r.text, "nacl out 110 allow 50 dst 203.0.113.0/24  # acl-0a1b2c3d4e5f60500 entry 110 egress");
+	assert_line(
+		r.text,
+		"nacl in 100 allow 47 src 203.0.113.0/24  # acl-0a1b2c3d4e5f60500 entry 100 ingress");
+	assert_line(
+		r.text,
+		"nacl out 110 allow 50 dst 203.0.113.0/24  # acl-0a1b2c3d4e5f60500 entry 110 egress");
 	assert_int_equal(find_nacl(&rs, RULE_DIR_IN, 100)->proto, 47);
 	/* "-1" with a PortRange: AWS ignores the ports, and the comment says so. */
-	assert_line(r.text,
-		    "nacl in 140 deny all src 198.18.0.0/15  # acl-0a1b2c3d4e5f60500 entry 140 ingress; PortRange ignored: AWS applies it to tcp and udp only");
+	assert_line(
+		r.text,
+		"nacl in 140 deny all src 198.18.0.0/15  # acl-0a1b2c3d4e5f60500 entry 140 ingress; PortRange ignored: AWS applies it to tcp and udp only");
 	assert_false(find_nacl(&rs, RULE_DIR_IN, 140)->dport.set);
-	assert_line(r.text,
-		    "nacl in 150 allow 132 src 0.0.0.0/0  # acl-0a1b2c3d4e5f60500 entry 150 ingress; PortRange ignored: AWS applies it to tcp and udp only");
+	assert_line(
+		r.text,
+		"nacl in 150 allow 132 src 0.0.0.0/0  # acl-0a1b2c3d4e5f60500 entry 150 ingress; PortRange ignored: AWS applies it to tcp and udp only");
 	/* tcp 0-65535 is every port: no port match at all. */
-	assert_line(r.text, "nacl in 160 allow tcp src 10.0.0.0/8  # acl-0a1b2c3d4e5f60500 entry 160 ingress");
+	assert_line(
+		r.text,
+		"nacl in 160 allow tcp src 10.0.0.0/8  # acl-0a1b2c3d4e5f60500 entry 160 ingress");
 	assert_false(find_nacl(&rs, RULE_DIR_IN, 160)->dport.set);
 	ruleset_free(&rs);
 	result_free(&r);
@@ -447,7 +484,8 @@ static void test_new_custom_nacl_denies_all(void **state)
 static void test_sg_references(void **state)
 {
 	static const char *const files[] = { "sg-tiers.json", "describe-network-interfaces.json",
-					     "pl-0a1b2c3d4e5f60718.json", "members:members.txt", NULL };
+					     "pl-0a1b2c3d4e5f60718.json", "members:members.txt",
+					     NULL };
 	struct ruleset rs;
 	struct result r;
 	size_t i;
@@ -458,27 +496,36 @@ static void test_sg_references(void **state)
 	assert_int_equal(r.d.n, 0);
 
 	/* Referenced groups: the private addresses of their interfaces only. */
-	assert_line(r.text,
-		    "set sg_0a1b2c3d4e5f60001 { 10.0.1.10/32, 10.0.1.11/32, 2001:db8:0:1::10/128, 10.0.1.20/32 }");
+	assert_line(
+		r.text,
+		"set sg_0a1b2c3d4e5f60001 { 10.0.1.10/32, 10.0.1.11/32, 2001:db8:0:1::10/128, 10.0.1.20/32 }");
 	assert_null(strstr(r.text, "198.18.200.10"));
 	assert_line(r.text, "set sg_0a1b2c3d4e5f60004 { 10.0.0.5/32, 198.51.100.7/32 }");
-	assert_line(r.text,
-		    "set pl_0a1b2c3d4e5f60718 { 198.18.8.0/22, 198.18.16.0/24, 2001:db8:cafe::/48, 203.0.113.128/25, 2001:db8:beef::/48 }");
-	assert_line(r.text,
-		    "sg in allow tcp src @pl_0a1b2c3d4e5f60718 dport 80  # sg-0a1b2c3d4e5f60001 ingress: HTTP from the edge proxies");
-	assert_line(r.text,
-		    "sg in allow tcp src @sg_0a1b2c3d4e5f60002 dport 8080-8081  # sg-0a1b2c3d4e5f60002 ingress: app to app");
-	assert_line(r.text,
-		    "sg out allow tcp dst @sg_0a1b2c3d4e5f60003 dport 5432  # sg-0a1b2c3d4e5f60002 egress: to the database");
+	assert_line(
+		r.text,
+		"set pl_0a1b2c3d4e5f60718 { 198.18.8.0/22, 198.18.16.0/24, 2001:db8:cafe::/48, 203.0.113.128/25, 2001:db8:beef::/48 }");
+	assert_line(
+		r.text,
+		"sg in allow tcp src @pl_0a1b2c3d4e5f60718 dport 80  # sg-0a1b2c3d4e5f60001 ingress: HTTP from the edge proxies");
+	assert_line(
+		r.text,
+		"sg in allow tcp src @sg_0a1b2c3d4e5f60002 dport 8080-8081  # sg-0a1b2c3d4e5f60002 ingress: app to app");
+	assert_line(
+		r.text,
+		"sg out allow tcp dst @sg_0a1b2c3d4e5f60003 dport 5432  # sg-0a1b2c3d4e5f60002 egress: to the database");
 	/* ICMP: FromPort is the type, ToPort the code (-1 any). */
 	assert_line(r.text,
 		    "sg in allow icmp src 0.0.0.0/0 icmp 8  # sg-0a1b2c3d4e5f60001 ingress: ping");
-	assert_line(r.text,
-		    "sg out allow icmp dst 0.0.0.0/0 icmp 3/4  # sg-0a1b2c3d4e5f60002 egress: fragmentation needed");
+	assert_line(
+		r.text,
+		"sg out allow icmp dst 0.0.0.0/0 icmp 3/4  # sg-0a1b2c3d4e5f60002 egress: fragmentation needed");
 	assert_line(r.text, "sg in allow icmpv6 src ::/0  # sg-0a1b2c3d4e5f60001 ingress");
-	assert_line(r.text,
-		    "sg in allow tcp src 10.0.9.0/24  # sg-0a1b2c3d4e5f60002 ingress: monitoring, all ports");
-	assert_line(r.text, "sg in allow 47 src 203.0.113.0/24  # sg-0a1b2c3d4e5f60004 ingress: GRE tunnel");
+	assert_line(
+		r.text,
+		"sg in allow tcp src 10.0.9.0/24  # sg-0a1b2c3d4e5f60002 ingress: monitoring, all ports");
+	assert_line(
+		r.text,
+		"sg in allow 47 src 203.0.113.0/24  # sg-0a1b2c3d4e5f60004 ingress: GRE tunnel");
 
 	/* Sets resolve in the parser; the set of a group has what its ENIs have. */
 	for (i = 0; i < rs.nsets; i++)
@@ -522,7 +569,8 @@ static void test_nacl_and_sg_together(void **state)
 {
 	static const char *const files[] = { "nacl-web-tier.json", "sg-tiers.json",
 					     "describe-network-interfaces.json",
-					     "pl:pl-0a1b2c3d4e5f60718=pl-0a1b2c3d4e5f60718.json", NULL };
+					     "pl:pl-0a1b2c3d4e5f60718=pl-0a1b2c3d4e5f60718.json",
+					     NULL };
 	static const char *const web[] = { "sg-0a1b2c3d4e5f60001" };
 	struct aws_import_opts opts = { .sg_ids = web, .n_sg_ids = 1 };
 	struct result r;
@@ -539,11 +587,19 @@ static void test_nacl_and_sg_together(void **state)
 static void test_every_data_file_is_covered(void **state)
 {
 	static const char *const covered[] = {
-		"describe-network-acls.json", "describe-security-groups.json",
-		"describe-security-group-rules.json", "describe-network-interfaces.json",
-		"nacl-default.json", "nacl-web-tier.json", "nacl-ipv6.json", "nacl-icmp.json",
-		"nacl-protocols.json", "nacl-custom-new.json", "sg-tiers.json",
-		"pl-0a1b2c3d4e5f60718.json", "members.txt",
+		"describe-network-acls.json",
+		"describe-security-groups.json",
+		"describe-security-group-rules.json",
+		"describe-network-interfaces.json",
+		"nacl-default.json",
+		"nacl-web-tier.json",
+		"nacl-ipv6.json",
+		"nacl-icmp.json",
+		"nacl-protocols.json",
+		"nacl-custom-new.json",
+		"sg-tiers.json",
+		"pl-0a1b2c3d4e5f60718.json",
+		"members.txt",
 	};
 	struct dirent *de;
 	DIR *dir;
@@ -569,8 +625,9 @@ static void test_every_data_file_is_covered(void **state)
 /* ---- errors ----------------------------------------------------------- */
 
 static const char acl_head[] = "{\"NetworkAcls\": [{\"NetworkAclId\": \"acl-1\", \"Entries\": [";
-#define ENTRY_OK "{\"RuleNumber\": 100, \"Protocol\": \"6\", \"RuleAction\": \"allow\", " \
-		 "\"Egress\": false, \"CidrBlock\": \"10.0.0.0/8\", \"PortRange\": {\"From\": 22, \"To\": 22}}"
+#define ENTRY_OK                                                                 \
+	"{\"RuleNumber\": 100, \"Protocol\": \"6\", \"RuleAction\": \"allow\", " \
+	"\"Egress\": false, \"CidrBlock\": \"10.0.0.0/8\", \"PortRange\": {\"From\": 22, \"To\": 22}}"
 
 /* An ACL whose second entry is @entry: the error must name Entries[1]. */
 static void expect_entry_error(const char *entry, const char *msg)
@@ -589,10 +646,11 @@ static void expect_entry_error(const char *entry, const char *msg)
 static void test_errors_name_json_paths(void **state)
 {
 	(void)state;
-	expect_entry_error("{\"RuleNumber\": 110, \"Protocol\": \"6\", \"RuleAction\": \"allow\", "
-			   "\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\", "
-			   "\"PortRange\": {\"From\": 90, \"To\": 80}}",
-			   "t.json: error: NetworkAcls[0].Entries[1].PortRange: From 90 is above To 80\n");
+	expect_entry_error(
+		"{\"RuleNumber\": 110, \"Protocol\": \"6\", \"RuleAction\": \"allow\", "
+		"\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\", "
+		"\"PortRange\": {\"From\": 90, \"To\": 80}}",
+		"t.json: error: NetworkAcls[0].Entries[1].PortRange: From 90 is above To 80\n");
 	expect_entry_error("{\"RuleNumber\": 110, \"Protocol\": \"17\", \"RuleAction\": \"allow\", "
 			   "\"Egress\": true, \"CidrBlock\": \"0.0.0.0/0\", "
 			   "\"PortRange\": {\"From\": 53, \"To\": 70000}}",
@@ -600,37 +658,46 @@ static void test_errors_name_json_paths(void **state)
 	expect_entry_error("{\"RuleNumber\": 110, \"Protocol\": \"6\", \"RuleAction\": \"allow\", "
 			   "\"Egress\": false}",
 			   "NetworkAcls[0].Entries[1]: has neither CidrBlock nor Ipv6CidrBlock");
-	expect_entry_error("{\"RuleNumber\": 110, \"Protocol\": \"6\", \"RuleAction\": \"allow\", "
-			   "\"Egress\": false, \"CidrBlock\": \"10.1.2.3/16\"}",
-			   "NetworkAcls[0].Entries[1].CidrBlock: \"10.1.2.3/16\" has host bits set (the network is 10.1.0.0/16)");
-	expect_entry_error("{\"RuleNumber\": 110, \"Protocol\": \"6\", \"RuleAction\": \"allow\", "
-			   "\"Egress\": false, \"Ipv6CidrBlock\": \"10.0.0.0/8\"}",
-			   "NetworkAcls[0].Entries[1].Ipv6CidrBlock: \"10.0.0.0/8\" is IPv4, expected an IPv6 prefix");
-	expect_entry_error("{\"RuleNumber\": 40000, \"Protocol\": \"6\", \"RuleAction\": \"allow\", "
-			   "\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\"}",
-			   "NetworkAcls[0].Entries[1].RuleNumber: 40000 is outside 1-32766");
-	expect_entry_error("{\"RuleNumber\": 32767, \"Protocol\": \"-1\", \"RuleAction\": \"allow\", "
-			   "\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\"}",
-			   "NetworkAcls[0].Entries[1].RuleNumber: 32767 is the number of AWS's default `*` entry");
-	expect_entry_error("{\"RuleNumber\": 110, \"Protocol\": \"gre\", \"RuleAction\": \"allow\", "
-			   "\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\"}",
-			   "NetworkAcls[0].Entries[1].Protocol: \"gre\" is not a protocol");
-	expect_entry_error("{\"RuleNumber\": 110, \"Protocol\": \"6\", \"RuleAction\": \"reject\", "
-			   "\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\"}",
-			   "NetworkAcls[0].Entries[1].RuleAction: \"reject\": expected allow or deny");
-	expect_entry_error("{\"RuleNumber\": \"110\", \"Protocol\": \"6\", \"RuleAction\": \"allow\", "
-			   "\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\"}",
-			   "NetworkAcls[0].Entries[1].RuleNumber: expected an integer");
+	expect_entry_error(
+		"{\"RuleNumber\": 110, \"Protocol\": \"6\", \"RuleAction\": \"allow\", "
+		"\"Egress\": false, \"CidrBlock\": \"10.1.2.3/16\"}",
+		"NetworkAcls[0].Entries[1].CidrBlock: \"10.1.2.3/16\" has host bits set (the network is 10.1.0.0/16)");
+	expect_entry_error(
+		"{\"RuleNumber\": 110, \"Protocol\": \"6\", \"RuleAction\": \"allow\", "
+		"\"Egress\": false, \"Ipv6CidrBlock\": \"10.0.0.0/8\"}",
+		"NetworkAcls[0].Entries[1].Ipv6CidrBlock: \"10.0.0.0/8\" is IPv4, expected an IPv6 prefix");
+	expect_entry_error(
+		"{\"RuleNumber\": 40000, \"Protocol\": \"6\", \"RuleAction\": \"allow\", "
+		"\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\"}",
+		"NetworkAcls[0].Entries[1].RuleNumber: 40000 is outside 1-32766");
+	expect_entry_error(
+		"{\"RuleNumber\": 32767, \"Protocol\": \"-1\", \"RuleAction\": \"allow\", "
+		"\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\"}",
+		"NetworkAcls[0].Entries[1].RuleNumber: 32767 is the number of AWS's default `*` entry");
+	expect_entry_error(
+		"{\"RuleNumber\": 110, \"Protocol\": \"gre\", \"RuleAction\": \"allow\", "
+		"\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\"}",
+		"NetworkAcls[0].Entries[1].Protocol: \"gre\" is not a protocol");
+	expect_entry_error(
+		"{\"RuleNumber\": 110, \"Protocol\": \"6\", \"RuleAction\": \"reject\", "
+		"\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\"}",
+		"NetworkAcls[0].Entries[1].RuleAction: \"reject\": expected allow or deny");
+	expect_entry_error(
+		"{\"RuleNumber\": \"110\", \"Protocol\": \"6\", \"RuleAction\": \"allow\", "
+		"\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\"}",
+		"NetworkAcls[0].Entries[1].RuleNumber: expected an integer");
 	expect_entry_error("{\"RuleNumber\": 110, \"Protocol\": \"1\", \"RuleAction\": \"allow\", "
 			   "\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\", "
 			   "\"IcmpTypeCode\": {\"Type\": 300, \"Code\": -1}}",
 			   "NetworkAcls[0].Entries[1].IcmpTypeCode.Type: 300 is not an ICMP type");
-	expect_entry_error("{\"RuleNumber\": 100, \"Protocol\": \"6\", \"RuleAction\": \"deny\", "
-			   "\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\"}",
-			   "NetworkAcls[0].Entries[1]: RuleNumber 100 is used twice for ingress (also NetworkAcls[0].Entries[0])");
-	expect_entry_error("{\"RuleNumber\": 110, \"Protocol\": \"6\", \"RuleAction\": \"allow\", "
-			   "\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\", \"Ipv6CidrBlock\": \"::/0\"}",
-			   "NetworkAcls[0].Entries[1]: has both CidrBlock and Ipv6CidrBlock");
+	expect_entry_error(
+		"{\"RuleNumber\": 100, \"Protocol\": \"6\", \"RuleAction\": \"deny\", "
+		"\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\"}",
+		"NetworkAcls[0].Entries[1]: RuleNumber 100 is used twice for ingress (also NetworkAcls[0].Entries[0])");
+	expect_entry_error(
+		"{\"RuleNumber\": 110, \"Protocol\": \"6\", \"RuleAction\": \"allow\", "
+		"\"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\", \"Ipv6CidrBlock\": \"::/0\"}",
+		"NetworkAcls[0].Entries[1]: has both CidrBlock and Ipv6CidrBlock");
 	expect_entry_error("42", "NetworkAcls[0].Entries[1]: expected an object");
 }
 
@@ -639,18 +706,25 @@ static void test_sg_errors(void **state)
 	struct result r;
 
 	(void)state;
-	import_text(&r, NULL,
-		    "{\"SecurityGroups\": [{\"GroupId\": \"sg-1\", \"IpPermissions\": ["
-		    "{\"IpProtocol\": \"tcp\", \"FromPort\": 22, \"IpRanges\": [{\"CidrIp\": \"0.0.0.0/0\"}]},"
-		    "{\"IpProtocol\": \"tcp\", \"FromPort\": 22, \"ToPort\": 22,"
-		    " \"UserIdGroupPairs\": [{\"GroupName\": \"default\"}]},"
-		    "{\"IpProtocol\": \"udp\", \"FromPort\": 53, \"ToPort\": 53,"
-		    " \"Ipv6Ranges\": [{\"CidrIpv6\": \"2001:db8::1/32\"}]}]}]}");
+	import_text(
+		&r, NULL,
+		"{\"SecurityGroups\": [{\"GroupId\": \"sg-1\", \"IpPermissions\": ["
+		"{\"IpProtocol\": \"tcp\", \"FromPort\": 22, \"IpRanges\": [{\"CidrIp\": \"0.0.0.0/0\"}]},"
+		"{\"IpProtocol\": \"tcp\", \"FromPort\": 22, \"ToPort\": 22,"
+		" \"UserIdGroupPairs\": [{\"GroupName\": \"default\"}]},"
+		"{\"IpProtocol\": \"udp\", \"FromPort\": 53, \"ToPort\": 53,"
+		" \"Ipv6Ranges\": [{\"CidrIpv6\": \"2001:db8::1/32\"}]}]}]}");
 	assert_int_equal(r.err, -EINVAL);
 	assert_null(r.text);
-	assert_has(r.msgs, "t.json: error: SecurityGroups[0].IpPermissions[0].ToPort: missing (FromPort and ToPort go together)");
-	assert_has(r.msgs, "SecurityGroups[0].IpPermissions[1].UserIdGroupPairs[0]: a group named only by GroupName (EC2-Classic) cannot be resolved to addresses");
-	assert_has(r.msgs, "SecurityGroups[0].IpPermissions[2].Ipv6Ranges[0].CidrIpv6: \"2001:db8::1/32\" has host bits set (the network is 2001:db8::/32)");
+	assert_has(
+		r.msgs,
+		"t.json: error: SecurityGroups[0].IpPermissions[0].ToPort: missing (FromPort and ToPort go together)");
+	assert_has(
+		r.msgs,
+		"SecurityGroups[0].IpPermissions[1].UserIdGroupPairs[0]: a group named only by GroupName (EC2-Classic) cannot be resolved to addresses");
+	assert_has(
+		r.msgs,
+		"SecurityGroups[0].IpPermissions[2].Ipv6Ranges[0].CidrIpv6: \"2001:db8::1/32\" has host bits set (the network is 2001:db8::/32)");
 	assert_int_equal(r.d.errors, 4); /* GroupId missing, and the reason */
 	result_free(&r);
 
@@ -662,7 +736,8 @@ static void test_sg_errors(void **state)
 		    " \"FromPort\": 8, \"ToPort\": 999, \"CidrIpv4\": \"10.0.0.0/8\"}]}");
 	assert_int_equal(r.err, -EINVAL);
 	assert_has(r.msgs, "SecurityGroupRules[0]: has both CidrIpv4 and PrefixListId");
-	assert_has(r.msgs, "SecurityGroupRules[1].ToPort: 999 is not an ICMP code (0-255, or -1 for any)");
+	assert_has(r.msgs,
+		   "SecurityGroupRules[1].ToPort: 999 is not an ICMP code (0-255, or -1 for any)");
 	result_free(&r);
 }
 
@@ -714,9 +789,9 @@ static void test_documents_and_selection(void **state)
 	/* Only members: nothing to import. */
 	diags_init(&d);
 	assert_int_equal(aws_import_new(&imp), 0);
-	assert_int_equal(aws_import_add_file(imp, data_path("describe-network-interfaces.json"), NULL,
-					     &d),
-			 0);
+	assert_int_equal(
+		aws_import_add_file(imp, data_path("describe-network-interfaces.json"), NULL, &d),
+		0);
 	{
 		char *text;
 		size_t len;
@@ -725,7 +800,8 @@ static void test_documents_and_selection(void **state)
 		assert_null(text);
 	}
 	msgs = diag_text(&d);
-	assert_has(msgs, "error: nothing to import: the input has no network ACL and no security group");
+	assert_has(msgs,
+		   "error: nothing to import: the input has no network ACL and no security group");
 	free(msgs);
 	aws_import_free(imp);
 	diags_free(&d);
@@ -733,20 +809,22 @@ static void test_documents_and_selection(void **state)
 	/* Prefix-list entries need their id: from the name, or given. */
 	diags_init(&d);
 	assert_int_equal(aws_import_new(&imp), 0);
-	assert_int_equal(aws_import_add_json(imp, "entries.json", "{\"Entries\": []}", 15, NULL, &d),
-			 -EINVAL);
-	assert_int_equal(aws_import_add_json(imp, "entries.json", "{\"Entries\": []}", 15, "pl-99",
-					     &d),
-			 0);
-	assert_int_equal(aws_import_add_json(imp, "lists/pl-0abc.json", "{\"Entries\": []}", 15,
-					     NULL, &d),
-			 0);
-	assert_int_equal(aws_import_add_json(imp, "sg.json", "{\"SecurityGroups\": []}", 22,
-					     "pl-99", &d),
-			 -EINVAL);
+	assert_int_equal(
+		aws_import_add_json(imp, "entries.json", "{\"Entries\": []}", 15, NULL, &d),
+		-EINVAL);
+	assert_int_equal(
+		aws_import_add_json(imp, "entries.json", "{\"Entries\": []}", 15, "pl-99", &d), 0);
+	assert_int_equal(
+		aws_import_add_json(imp, "lists/pl-0abc.json", "{\"Entries\": []}", 15, NULL, &d),
+		0);
+	assert_int_equal(
+		aws_import_add_json(imp, "sg.json", "{\"SecurityGroups\": []}", 22, "pl-99", &d),
+		-EINVAL);
 	msgs = diag_text(&d);
 	assert_has(msgs, "entries.json: error: prefix-list entries without their prefix-list id");
-	assert_has(msgs, "sg.json: error: --prefix-list pl-99: this is not get-managed-prefix-list-entries output");
+	assert_has(
+		msgs,
+		"sg.json: error: --prefix-list pl-99: this is not get-managed-prefix-list-entries output");
 	assert_int_equal(d.errors, 2);
 	free(msgs);
 	aws_import_free(imp);
@@ -771,7 +849,9 @@ static void test_members_text(void **state)
 	assert_int_equal(aws_import_new(&imp), 0);
 	assert_int_equal(aws_import_add_members(imp, "m.txt", text, strlen(text), &d), -EINVAL);
 	msgs = diag_text(&d);
-	assert_has(msgs, "m.txt:5:1: error: \"eni-1\": expected a security group (sg-…) or prefix-list (pl-…) id");
+	assert_has(
+		msgs,
+		"m.txt:5:1: error: \"eni-1\": expected a security group (sg-…) or prefix-list (pl-…) id");
 	assert_has(msgs, "m.txt:6:9: error: \"10.0.0.300\" is not an IPv4 address prefix");
 	assert_has(msgs, "m.txt:7:6: error: expected a CIDR after \"pl-12\"");
 	assert_int_equal(d.errors, 3);

@@ -58,9 +58,8 @@ static void test_contract_example(void **state)
 	struct packet p, q;
 	char err[256];
 
-	assert_int_equal(parse1("tcp 198.18.2.9:40000 > 198.18.1.5:5000 flags S", &p, err,
-				sizeof(err)),
-			 0);
+	assert_int_equal(
+		parse1("tcp 198.18.2.9:40000 > 198.18.1.5:5000 flags S", &p, err, sizeof(err)), 0);
 	assert_int_equal(p.family, 4);
 	assert_int_equal(p.proto, 6);
 	assert_addr(4, p.src, "198.18.2.9");
@@ -75,8 +74,7 @@ static void test_contract_example(void **state)
 				     sizeof(err)),
 			 0);
 	assert_memory_equal(&p, &q, sizeof(p));
-	assert_int_equal(parse_words("tcp 198.18.2.9:40000>198.18.1.5:5000", &q, err,
-				     sizeof(err)),
+	assert_int_equal(parse_words("tcp 198.18.2.9:40000>198.18.1.5:5000", &q, err, sizeof(err)),
 			 0);
 	assert_memory_equal(&p, &q, sizeof(p));
 	assert_int_equal(parse1("  tcp\t198.18.2.9:40000 >198.18.1.5:5000  flags   S ", &q, err,
@@ -90,9 +88,8 @@ static void test_ipv6(void **state)
 	struct packet p;
 	char err[256];
 
-	assert_int_equal(parse_words("udp [2001:db8::1]:443 > [2001:db8::2]:53", &p, err,
-				     sizeof(err)),
-			 0);
+	assert_int_equal(
+		parse_words("udp [2001:db8::1]:443 > [2001:db8::2]:53", &p, err, sizeof(err)), 0);
 	assert_int_equal(p.family, 6);
 	assert_int_equal(p.proto, 17);
 	assert_addr(6, p.src, "2001:db8::1");
@@ -132,8 +129,7 @@ static void test_defaults_and_options(void **state)
 					      PKT_TCP_PSH | PKT_TCP_URG);
 	assert_int_equal(parse1("tcp 10.0.0.1:1 > 10.0.0.2:2 flags ar", &p, err, sizeof(err)), 0);
 	assert_int_equal(p.tcp_flags, PKT_TCP_ACK | PKT_TCP_RST);
-	assert_int_equal(parse1("tcp 10.0.0.1:1 > 10.0.0.2:2 flags none", &p, err, sizeof(err)),
-			 0);
+	assert_int_equal(parse1("tcp 10.0.0.1:1 > 10.0.0.2:2 flags none", &p, err, sizeof(err)), 0);
 	assert_int_equal(p.tcp_flags, 0);
 
 	assert_int_equal(parse1("icmp 10.0.0.1 > 10.0.0.2", &p, err, sizeof(err)), 0);
@@ -175,11 +171,10 @@ static const struct bad_case bad_cases[] = {
 	{ "256 1.2.3.4 > 5.6.7.8",
 	  "unknown protocol '256': expected tcp, udp, icmp, icmpv6 or a number 0-255" },
 	{ "tcp", "expected the source address (ADDR or ADDR:PORT, [IPV6]:PORT), found nothing" },
-	{ "tcp 1.2.3.4:80",
-	  "expected '>' or 'to' after '1.2.3.4:80', found nothing" },
-	{ "tcp 1.2.3.4:80 -> 5.6.7.8:90",
-	  "expected '>' or 'to' after '1.2.3.4:80', found '-'" },
-	{ "tcp 1.2.3.4:80 >", "expected the destination address (ADDR or ADDR:PORT, [IPV6]:PORT), found nothing" },
+	{ "tcp 1.2.3.4:80", "expected '>' or 'to' after '1.2.3.4:80', found nothing" },
+	{ "tcp 1.2.3.4:80 -> 5.6.7.8:90", "expected '>' or 'to' after '1.2.3.4:80', found '-'" },
+	{ "tcp 1.2.3.4:80 >",
+	  "expected the destination address (ADDR or ADDR:PORT, [IPV6]:PORT), found nothing" },
 	{ "tcp host.example:80 > 5.6.7.8",
 	  "source 'host.example:80' is not an address: expected ADDR, ADDR:PORT, or [IPV6]:PORT for IPv6 with a port" },
 	{ "tcp 1.2.3.4:80 > 5.6.7.8:http",
@@ -200,20 +195,20 @@ static const struct bad_case bad_cases[] = {
 	  "expected TCP flags (letters of SAFRPU, or 'none') after 'flags', found nothing" },
 	{ "udp 1.2.3.4 > 5.6.7.8 flags S", "'flags' is only for tcp packets" },
 	{ "tcp 1.2.3.4 > 5.6.7.8 icmp 8/0", "'icmp T/C' is only for icmp or icmpv6 packets" },
-	{ "icmp 1.2.3.4 > 5.6.7.8 icmp 8/256", "icmp '8/256': expected TYPE or TYPE/CODE, each 0-255" },
-	{ "icmp 1.2.3.4 > 5.6.7.8 icmp echo", "icmp 'echo': expected TYPE or TYPE/CODE, each 0-255" },
+	{ "icmp 1.2.3.4 > 5.6.7.8 icmp 8/256",
+	  "icmp '8/256': expected TYPE or TYPE/CODE, each 0-255" },
+	{ "icmp 1.2.3.4 > 5.6.7.8 icmp echo",
+	  "icmp 'echo': expected TYPE or TYPE/CODE, each 0-255" },
 	{ "icmp 1.2.3.4 > 5.6.7.8 icmp",
 	  "expected TYPE or TYPE/CODE (0-255) after 'icmp', found nothing" },
-	{ "icmp 1.2.3.4:1 > 5.6.7.8",
-	  "ports are only for tcp or udp packets; leave out ':PORT'" },
+	{ "icmp 1.2.3.4:1 > 5.6.7.8", "ports are only for tcp or udp packets; leave out ':PORT'" },
 	{ "tcp 1.2.3.4:1 > 5.6.7.8 frag",
 	  "'frag' is a non-first fragment, which carries no ports, flags or ICMP type; leave them out" },
 	{ "tcp 1.2.3.4 > 5.6.7.8 frag flags A",
 	  "'frag' is a non-first fragment, which carries no ports, flags or ICMP type; leave them out" },
 	{ "tcp 1.2.3.4 > 5.6.7.8 frag frag", "'frag' given twice" },
 	{ "tcp 1.2.3.4 > 5.6.7.8 flags S flags A", "'flags' given twice" },
-	{ "tcp 1.2.3.4 > 5.6.7.8 syn",
-	  "unexpected 'syn': expected flags FLAGS, icmp T/C or frag" },
+	{ "tcp 1.2.3.4 > 5.6.7.8 syn", "unexpected 'syn': expected flags FLAGS, icmp T/C or frag" },
 	{ "tcp 1.2.3.4 > 5.6.7.8 > 9.9.9.9",
 	  "unexpected '>': expected flags FLAGS, icmp T/C or frag" },
 	{ "tcp 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32",
@@ -254,9 +249,12 @@ static void test_round_trip(void **state)
 		{ "tcp 198.18.2.9:40000 to 198.18.1.5:5000 flags ua",
 		  "tcp 198.18.2.9:40000 > 198.18.1.5:5000 flags AU" },
 		{ "tcp 10.0.0.1 > 10.0.0.2", "tcp 10.0.0.1:0 > 10.0.0.2:0 flags S" },
-		{ "tcp 10.0.0.1:1 > 10.0.0.2:2 flags none", "tcp 10.0.0.1:1 > 10.0.0.2:2 flags none" },
-		{ "udp [2001:db8::1]:443 > [2001:db8::2]:53", "udp [2001:db8::1]:443 > [2001:db8::2]:53" },
-		{ "tcp 2001:db8::1 > 2001:db8::2", "tcp [2001:db8::1]:0 > [2001:db8::2]:0 flags S" },
+		{ "tcp 10.0.0.1:1 > 10.0.0.2:2 flags none",
+		  "tcp 10.0.0.1:1 > 10.0.0.2:2 flags none" },
+		{ "udp [2001:db8::1]:443 > [2001:db8::2]:53",
+		  "udp [2001:db8::1]:443 > [2001:db8::2]:53" },
+		{ "tcp 2001:db8::1 > 2001:db8::2",
+		  "tcp [2001:db8::1]:0 > [2001:db8::2]:0 flags S" },
 		{ "icmp 10.0.0.1 > 10.0.0.2", "icmp 10.0.0.1 > 10.0.0.2 icmp 8/0" },
 		{ "icmpv6 ::1 > ::2 icmp 135", "icmpv6 ::1 > ::2 icmp 135/0" },
 		{ "1 ::1 > ::2", "icmp ::1 > ::2 icmp 8/0" },
@@ -287,10 +285,8 @@ static void test_round_trip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_contract_example),
-		cmocka_unit_test(test_ipv6),
-		cmocka_unit_test(test_defaults_and_options),
-		cmocka_unit_test(test_bad_packets),
+		cmocka_unit_test(test_contract_example),     cmocka_unit_test(test_ipv6),
+		cmocka_unit_test(test_defaults_and_options), cmocka_unit_test(test_bad_packets),
 		cmocka_unit_test(test_round_trip),
 	};
 

@@ -329,6 +329,13 @@ static void test_icmp_codes(void **state)
 	/* ICMPv4 type 3 in an ICMPv6 packet is a different protocol */
 	p = icmp_pkt(58, "fd00::1", "fd00::2", 3, 1);
 	assert_nacl(rs, RULE_DIR_IN, &p, 0, 0);
+	/* protocol 1 in IPv6 is not ICMP: no type or code to match */
+	p = icmp_pkt(1, "fd00::1", "fd00::2", 3, 1);
+	assert_nacl(rs, RULE_DIR_IN, &p, 0, 0);
+	p = icmp_pkt(58, "198.18.0.1", "198.18.0.2", 128, 0);
+	assert_nacl(rs, RULE_DIR_IN, &p, 0, 0);
+	nacl(rs, RULE_DIR_IN, 50, RULE_ALLOW, 58);
+	assert_nacl(rs, RULE_DIR_IN, &p, 1, 50); /* ... yet protocol 58 it is */
 }
 
 /* A set of mixed families; addresses from either family match its own. */

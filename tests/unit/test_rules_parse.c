@@ -345,17 +345,16 @@ static void test_contract_statements_alone(void **state)
 
 static void test_every_match_and_proto(void **state)
 {
-	static const char text[] =
-		"nacl in 1 allow 6 sport 0-65535 dport 0\n"
-		"nacl in 2 allow 17 sport 53\n"
-		"nacl in 3 allow udp dport 1-2\n"
-		"nacl in 4 allow 1 icmp 3\n"
-		"nacl in 5 allow icmpv6 icmp 128/0 src 2001:db8::/32\n"
-		"nacl in 6 allow 58 icmp 255/255\n"
-		"nacl in 7 deny 0\n"
-		"nacl in 8 deny 255 dst 10.1.2.3\n"
-		"nacl out 32766 allow tcp established src ::1\n"
-		"nacl out 1 deny 47 src 10.0.0.0/8 dst 192.168.0.0/16\n";
+	static const char text[] = "nacl in 1 allow 6 sport 0-65535 dport 0\n"
+				   "nacl in 2 allow 17 sport 53\n"
+				   "nacl in 3 allow udp dport 1-2\n"
+				   "nacl in 4 allow 1 icmp 3\n"
+				   "nacl in 5 allow icmpv6 icmp 128/0 src 2001:db8::/32\n"
+				   "nacl in 6 allow 58 icmp 255/255\n"
+				   "nacl in 7 deny 0\n"
+				   "nacl in 8 deny 255 dst 10.1.2.3\n"
+				   "nacl out 32766 allow tcp established src ::1\n"
+				   "nacl out 1 deny 47 src 10.0.0.0/8 dst 192.168.0.0/16\n";
 	struct ruleset rs;
 	struct diags d;
 	const struct rule *r;
@@ -459,7 +458,8 @@ static const struct err_case err_cases[] = {
 	  "t.rules:1:1: error: unknown statement 'bogus': expected 'nacl', 'sg' or 'set'\n" },
 	{ "  NACL in 1 allow tcp\n",
 	  "t.rules:1:3: error: unknown statement 'NACL': expected 'nacl', 'sg' or 'set'\n" },
-	{ "nacl\n", "t.rules:1:5: error: expected 'in' or 'out' after 'nacl', found end of line\n" },
+	{ "nacl\n",
+	  "t.rules:1:5: error: expected 'in' or 'out' after 'nacl', found end of line\n" },
 	{ "nacl up 1 allow tcp\n",
 	  "t.rules:1:6: error: expected 'in' or 'out' after 'nacl', found 'up'\n" },
 	{ "nacl in allow tcp\n",
@@ -487,7 +487,8 @@ static const struct err_case err_cases[] = {
 	  "t.rules:1:7: error: SG rules allow only; use a nacl rule to deny\n" },
 	{ "sg out 10 allow tcp\n",
 	  "t.rules:1:8: error: SG rules have no number (they are a union, not an ordered list); remove '10'\n" },
-	{ "sg in accept tcp\n", "t.rules:1:7: error: expected 'allow' after 'in', found 'accept'\n" },
+	{ "sg in accept tcp\n",
+	  "t.rules:1:7: error: expected 'allow' after 'in', found 'accept'\n" },
 	{ "sg sideways allow tcp\n",
 	  "t.rules:1:4: error: expected 'in' or 'out' after 'sg', found 'sideways'\n" },
 	/* duplicate numbers */
@@ -560,7 +561,8 @@ static const struct err_case err_cases[] = {
 	  "t.rules:1:5: error: expected a set name (letters, digits, '_', '-', '.'; at most 64) after 'set', found 'a!'\n" },
 	{ "set a { 10.0.0.0/8 }\nset a { ::/0 }\n",
 	  "t.rules:2:5: error: set 'a' is already defined at line 1\n" },
-	{ "set a file\n", "t.rules:1:11: error: expected a file name after 'file', found end of line\n" },
+	{ "set a file\n",
+	  "t.rules:1:11: error: expected a file name after 'file', found end of line\n" },
 	/* settings */
 	{ "set conntrack max 0\n",
 	  "t.rules:1:19: error: conntrack max must be 1-16777216, found '0'\n" },
@@ -584,7 +586,8 @@ static const struct err_case err_cases[] = {
 	  "t.rules:2:1: error: 'set conntrack max' is already given at line 1\n" },
 	{ "set pass-ndp yes\n",
 	  "t.rules:1:14: error: expected 'on' or 'off' after 'pass-ndp', found 'yes'\n" },
-	{ "set pass-ndp on off\n", "t.rules:1:17: error: unexpected 'off': expected end of line\n" },
+	{ "set pass-ndp on off\n",
+	  "t.rules:1:17: error: unexpected 'off': expected end of line\n" },
 	{ "set ephemeral bsd\n",
 	  "t.rules:1:15: error: expected linux, windows, macos or any after 'ephemeral', found 'bsd'\n" },
 	/* lexical */
@@ -640,10 +643,11 @@ static void test_all_errors_and_nothing_applied(void **state)
 
 	assert_int_equal(parse_str(text, &rs, &d), -EINVAL);
 	assert_int_equal(d.errors, 3);
-	assert_diags(&d,
-		     "t.rules:2:27: error: 10.0.0.1/8 has host bits set (0.0.0.1); did you mean 10.0.0.0/8?\n"
-		     "t.rules:4:7: error: SG rules allow only; use a nacl rule to deny\n"
-		     "t.rules:7:22: error: 'established' is only for tcp rules (this rule's protocol is udp)\n");
+	assert_diags(
+		&d,
+		"t.rules:2:27: error: 10.0.0.1/8 has host bits set (0.0.0.1); did you mean 10.0.0.0/8?\n"
+		"t.rules:4:7: error: SG rules allow only; use a nacl rule to deny\n"
+		"t.rules:7:22: error: 'established' is only for tcp rules (this rule's protocol is udp)\n");
 	assert_empty(&rs);
 	assert_int_equal(rs.settings.ct_max, 262144);
 	assert_int_equal(rs.nfiles, 0);
@@ -720,8 +724,10 @@ static void test_unclosed_brace_does_not_swallow(void **state)
 	struct diags d;
 
 	assert_int_equal(parse_str(text, &rs, &d), -EINVAL);
-	assert_diags(&d, "t.rules:2:15: error: missing '}': set 'a' opened at line 1, column 7 is not closed\n"
-			 "t.rules:3:27: error: port '99999' is out of range: expected 0-65535\n");
+	assert_diags(
+		&d,
+		"t.rules:2:15: error: missing '}': set 'a' opened at line 1, column 7 is not closed\n"
+		"t.rules:3:27: error: port '99999' is out of range: expected 0-65535\n");
 	ruleset_free(&rs);
 	diags_free(&d);
 }
@@ -735,7 +741,7 @@ static void test_set_file_good(void **state)
 	const char *path;
 
 	mkdir(tmp_path("sub"), 0700);
-	write_file("good-set.txt", "# header\r\n"
+	write_file("good-set.txt", "\xef\xbb\xbf# a byte order mark, then a header\r\n"
 				   "\t198.18.0.0/15 \r\n"
 				   "   # indented comment\n"
 				   "\n"
@@ -779,14 +785,15 @@ static void test_set_file_errors(void **state)
 	assert_int_equal(rules_parse_file(rules, &rs, &d), -EINVAL);
 	/* Errors inside the set file name the set file; the rules file's own
 	 * error still comes after them. */
-	snprintf(expected, sizeof(expected),
-		 "%s:3:3: error: expected an IPv4 or IPv6 prefix, found 'foo'\n"
-		 "%s:4:12: error: expected one prefix per line, found '10.1.0.0/16' after it\n"
-		 "%s:5:1: error: 192.168.1.1/16 has host bits set (0.0.1.1); did you mean 192.168.0.0/16?\n"
-		 "%s:6:1: error: prefix length in '10.0.0.0/40' must be 0-32 for IPv4\n"
-		 "%s:7:3: error: unexpected control character 0x07; is this a text file?\n"
-		 "%s:3:25: error: 10.0.0.1/8 has host bits set (0.0.0.1); did you mean 10.0.0.0/8?\n",
-		 set, set, set, set, set, rules);
+	snprintf(
+		expected, sizeof(expected),
+		"%s:3:3: error: expected an IPv4 or IPv6 prefix, found 'foo'\n"
+		"%s:4:12: error: expected one prefix per line, found '10.1.0.0/16' after it\n"
+		"%s:5:1: error: 192.168.1.1/16 has host bits set (0.0.1.1); did you mean 192.168.0.0/16?\n"
+		"%s:6:1: error: prefix length in '10.0.0.0/40' must be 0-32 for IPv4\n"
+		"%s:7:3: error: unexpected control character 0x07; is this a text file?\n"
+		"%s:3:25: error: 10.0.0.1/8 has host bits set (0.0.0.1); did you mean 10.0.0.0/8?\n",
+		set, set, set, set, set, rules);
 	assert_diags(&d, expected);
 	assert_empty(&rs);
 	diags_free(&d);
@@ -801,7 +808,9 @@ static void test_set_file_unreadable(void **state)
 
 	/* Missing (relative, from a name without a directory: the cwd). */
 	assert_int_equal(parse_str("set m file /nonexistent/moat-set.txt\n", &rs, &d), -EINVAL);
-	assert_diags(&d, "t.rules:1:12: error: cannot read set file '/nonexistent/moat-set.txt': No such file or directory\n");
+	assert_diags(
+		&d,
+		"t.rules:1:12: error: cannot read set file '/nonexistent/moat-set.txt': No such file or directory\n");
 	diags_free(&d);
 
 	/* A directory. */
@@ -839,9 +848,10 @@ static void test_set_file_too_large(void **state)
 	close(fd);
 	snprintf(text, sizeof(text), "set big file %s\n", big);
 	assert_int_equal(parse_str(text, &rs, &d), -EINVAL);
-	snprintf(expected, sizeof(expected),
-		 "t.rules:1:14: error: cannot read set file '%s': file too large (the limit is 64 MiB)\n",
-		 big);
+	snprintf(
+		expected, sizeof(expected),
+		"t.rules:1:14: error: cannot read set file '%s': file too large (the limit is 64 MiB)\n",
+		big);
 	assert_diags(&d, expected);
 	diags_free(&d);
 	unlink(big);
@@ -903,7 +913,9 @@ static void test_rules_file_unreadable(void **state)
 
 	diags_init(&d);
 	assert_int_equal(rules_parse_file("/nonexistent/moat.rules", &rs, &d), -ENOENT);
-	assert_diags(&d, "/nonexistent/moat.rules: error: cannot read rules file: No such file or directory\n");
+	assert_diags(
+		&d,
+		"/nonexistent/moat.rules: error: cannot read rules file: No such file or directory\n");
 	assert_empty(&rs);
 	diags_free(&d);
 
@@ -958,10 +970,17 @@ static void test_too_many_errors(void **state)
 	free(text);
 }
 
+/* Empty input, and a UTF-8 byte order mark. */
 static void test_empty_input(void **state)
 {
 	struct ruleset rs;
 	struct diags d;
+
+	assert_int_equal(parse_str("\xef\xbb\xbfnacl in 1 allow tcp\n", &rs, &d), 0);
+	assert_int_equal(rs.nrules, 1);
+	assert_int_equal(rs.rules[0].loc.line, 1);
+	ruleset_free(&rs);
+	diags_free(&d);
 
 	assert_int_equal(parse_str("", &rs, &d), 0);
 	assert_int_equal(rs.nrules, 0);
@@ -985,9 +1004,11 @@ static void test_rule_format_exact(void **state)
 		{ "sg in  allow tcp dport 22  src @admins\nset admins { 10.0.0.0/8 }",
 		  "sg in allow tcp src @admins dport 22" },
 		{ "nacl out 5 deny 47 dst 2001:db8::/32", "nacl out 5 deny 47 dst 2001:db8::/32" },
-		{ "nacl in 7 allow 6 sport 1-2 established", "nacl in 7 allow tcp sport 1-2 established" },
+		{ "nacl in 7 allow 6 sport 1-2 established",
+		  "nacl in 7 allow tcp sport 1-2 established" },
 		{ "nacl in 8 allow icmp icmp 3", "nacl in 8 allow icmp icmp 3" },
-		{ "nacl in 9 allow 58 icmp 1/4 src fe80::1", "nacl in 9 allow icmpv6 src fe80::1/128 icmp 1/4" },
+		{ "nacl in 9 allow 58 icmp 1/4 src fe80::1",
+		  "nacl in 9 allow icmpv6 src fe80::1/128 icmp 1/4" },
 		{ "sg out allow all", "sg out allow all" },
 	};
 	struct ruleset rs;
@@ -1007,8 +1028,8 @@ static void test_rule_format_exact(void **state)
 	}
 }
 
-static void assert_rules_equal(const struct rule *a, const struct rule *b,
-			       const struct ruleset *ra, const struct ruleset *rb)
+static void assert_rules_equal(const struct rule *a, const struct rule *b, const struct ruleset *ra,
+			       const struct ruleset *rb)
 {
 	assert_int_equal(a->stage, b->stage);
 	assert_int_equal(a->dir, b->dir);
@@ -1067,9 +1088,8 @@ static void test_format_round_trip(void **state)
 	for (i = 0; i < a.nsets; i++) {
 		fprintf(f, "set %s {", a.sets[i].name);
 		for (j = 0; j < a.sets[i].n; j++) {
-			assert_int_equal(rule_prefix_format(&a.sets[i].prefixes[j], line,
-							    sizeof(line)),
-					 0);
+			assert_int_equal(
+				rule_prefix_format(&a.sets[i].prefixes[j], line, sizeof(line)), 0);
 			fprintf(f, "%s %s", j ? "," : "", line);
 		}
 		fprintf(f, " }\n");
@@ -1175,14 +1195,15 @@ static void test_warnings(void **state)
 	rules_check_warnings(&rs, &d);
 	assert_int_equal(d.errors, 0);
 	assert_int_equal(d.warnings, 7);
-	assert_diags(&d,
-		     "t.rules: warning: nacl out has no rules: the stage is on, so all outbound traffic is denied\n"
-		     "t.rules: warning: sg in has no rules: the stage is on, so all inbound traffic is denied\n"
-		     "t.rules:10:1: warning: set 'empty' is empty: rules that use it match nothing\n"
-		     "t.rules:3:1: warning: set 'v4only' (src) has no IPv6 prefix, so this rule never matches\n"
-		     "t.rules:5:1: warning: set 'v6only' (dst) has no IPv4 prefix, so this rule never matches\n"
-		     "t.rules:6:1: warning: icmp is IPv4's ICMP: with IPv6 addresses this rule never matches (use icmpv6)\n"
-		     "t.rules:7:1: warning: icmpv6 is IPv6's ICMP: with IPv4 addresses this rule never matches (use icmp)\n");
+	assert_diags(
+		&d,
+		"t.rules: warning: nacl out has no rules: the stage is on, so all outbound traffic is denied\n"
+		"t.rules: warning: sg in has no rules: the stage is on, so all inbound traffic is denied\n"
+		"t.rules:10:1: warning: set 'empty' is empty: rules that use it match nothing\n"
+		"t.rules:3:1: warning: set 'v4only' (src) has no IPv6 prefix, so this rule never matches\n"
+		"t.rules:5:1: warning: set 'v6only' (dst) has no IPv4 prefix, so this rule never matches\n"
+		"t.rules:6:1: warning: icmp is IPv4's ICMP: with IPv6 addresses this rule never matches (use icmpv6)\n"
+		"t.rules:7:1: warning: icmpv6 is IPv6's ICMP: with IPv4 addresses this rule never matches (use icmp)\n");
 	ruleset_free(&rs);
 	diags_free(&d);
 }
