@@ -73,7 +73,7 @@ $(BUILD)/moat.bpf.o: $(BUILD)/moat.tmp.bpf.o
 $(SKEL): $(BUILD)/moat.bpf.o
 	$(BPFTOOL) gen skeleton $< name moat_bpf > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/user/%.o: user/%.c $(wildcard user/*.h) include/moat_abi.h | $(BUILD)/user $(SKEL)
+$(BUILD)/user/%.o: user/%.c $(wildcard user/*.h) include/moat_abi.h $(SKEL) | $(BUILD)/user
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
@@ -82,7 +82,7 @@ $(LIB): $(LIB_OBJS)
 moat: $(CLI_OBJS) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJS) $(LIB) $(LDLIBS)
 
-$(BUILD)/asan/%.o: user/%.c $(wildcard user/*.h) include/moat_abi.h | $(BUILD)/asan $(SKEL)
+$(BUILD)/asan/%.o: user/%.c $(wildcard user/*.h) include/moat_abi.h $(SKEL) | $(BUILD)/asan
 	$(CC) $(CFLAGS) $(SAN) -c $< -o $@
 
 $(ASAN_LIB): $(ASAN_OBJS)

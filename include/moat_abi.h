@@ -93,16 +93,20 @@ enum moat_l4_state {
  */
 struct moat_vec {
 	__u64 summary[MOAT_SUMMARY_WORDS];
-	__u16 rank_base[MOAT_SUMMARY_WORDS];
+	/* The lowest non-zero word and its index, kept here so the common
+	 * case (a field's first word holds the winner) needs no lookup. */
+	__u64 first_word;
+	__u32 first_idx;
 	__u32 words_off;
-	__u32 pad;
+	__u16 rank_base[MOAT_SUMMARY_WORDS];
 };
-_Static_assert(sizeof(struct moat_vec) == 48, "vec");
+_Static_assert(sizeof(struct moat_vec) == 56, "vec");
 
 /* Flags of a compiled rule. */
 #define MOAT_RULE_F_UNTRACKED 0x1 /* SG: flows it allows are not tracked */
 
 /* One rule of one table, by position (index = table rule base + position). */
+#define MOAT_RULES_ENTRIES (MOAT_NTABLES * MOAT_MAX_RULES)
 struct moat_rule_info {
 	__u32 stat_slot; /* index into rule_stats */
 	__u16 number;	 /* NACL number; SG order in the file */

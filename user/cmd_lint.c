@@ -120,6 +120,7 @@ static struct json_object *finding_json(const struct lint_finding *f)
 	json_object_object_add(o, "witness", wit);
 	json_object_object_add(o, "regions", spans_json(f->spans, f->nspans));
 	json_object_object_add(o, "regions_total", json_object_new_int64((int64_t)f->spans_total));
+	json_object_object_add(o, "regions_partial", json_object_new_boolean(f->spans_partial));
 	json_object_object_add(o, "fix", f->fix ? json_object_new_string(f->fix) : NULL);
 	return o;
 }
@@ -216,7 +217,8 @@ static void print_json(const char *file, const struct ruleset *rs, const struct 
 
 /* ---- text ------------------------------------------------------------- */
 
-static void print_spans(const char *label, const struct lint_span *v, size_t n, size_t total)
+static void print_spans(const char *label, const struct lint_span *v, size_t n, size_t total,
+			bool partial)
 {
 	int indent = (int)strlen(label);
 	char text[512];
@@ -227,8 +229,8 @@ static void print_spans(const char *label, const struct lint_span *v, size_t n, 
 			snprintf(text, sizeof(text), "?");
 		printf("%*s%s\n", indent, i ? "" : label, text);
 	}
-	if (total > n)
-		printf("%*s... and %zu more\n", indent, "", total - n);
+	if (total > n || partial)
+		printf("%*s... and %s%zu more\n", indent, "", partial ? "at least " : "", total - n);
 }
 
 static void print_finding(const char *file, const struct lint_finding *f)
@@ -242,7 +244,7 @@ static void print_finding(const char *file, const struct lint_finding *f)
 		printf("%s: ", file);
 	printf("%s: [%s] %s\n", lint_severity_name(f->sev), f->kind,
 	       f->message ? f->message : "");
-	print_spans("  region: ", f->spans, f->nspans, f->spans_total);
+	print_spans("  region: ", f->spans, f->nspans, f->spans_total, f->spans_partial);
 	for (i = 0; i < f->nwitness; i++) {
 		witness_text(&f->witness[i], pkt, sizeof(pkt));
 		printf("  witness: %-3s %s\n", rule_dir_name(f->witness[i].dir), pkt);
@@ -273,7 +275,7 @@ static void print_reach(const struct lint_reach *r)
 				else if (!c->total)
 					printf("%snothing\n", label);
 				else
-					print_spans(label, c->spans, c->nspans, c->total);
+					print_spans(label, c->spans, c->nspans, c->total, false);
 			}
 		}
 }

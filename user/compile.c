@@ -116,6 +116,13 @@ static int vec_intern(struct moat_image *img, const uint64_t *bits, size_t nw, u
 	}
 	for (i = 1; i < MOAT_SUMMARY_WORDS; i++)
 		v.rank_base[i] = v.rank_base[i - 1] + __builtin_popcountll(v.summary[i - 1]);
+	for (i = 0; i < nw; i++) {
+		if (bits[i]) {
+			v.first_idx = i;
+			v.first_word = bits[i];
+			break;
+		}
+	}
 
 	if ((img->nvecs + 1) * 2 > img->vindex_cap && vindex_grow(img))
 		return -ENOMEM;

@@ -316,14 +316,13 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 	fds[IN_LPM6] = create_inner(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm6",
 				    sizeof(struct moat_lpm6_key), 4, img->nlpm6,
 				    BPF_F_NO_PREALLOC);
-	fds[IN_L4] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_l4", 4, 4, MOAT_L4_ENTRIES,
-				  BPF_F_INNER_MAP);
+	fds[IN_L4] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_l4", 4, 4, MOAT_L4_ENTRIES, 0);
 	fds[IN_VECS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_vecs", 4, sizeof(struct moat_vec),
 				    img->nvecs, BPF_F_INNER_MAP);
 	fds[IN_WORDS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_words", 4, 8, img->nwords,
 				     BPF_F_INNER_MAP);
 	fds[IN_RULES] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_rules", 4,
-				     sizeof(struct moat_rule_info), img->nrules, BPF_F_INNER_MAP);
+				     sizeof(struct moat_rule_info), MOAT_RULES_ENTRIES, 0);
 	for (i = 0; i < IN_COUNT; i++)
 		if (fds[i] < 0)
 			return fds[i];

@@ -170,13 +170,32 @@ static void sbuf_free(struct sbuf *b)
 }
 
 /*
+ * Control characters (newlines above all) become spaces: text from the JSON
+ * (ids, names, descriptions) and file names end up in comments, and must
+ * never start a line of their own, which the parser would read as a rule.
+ */
+static void text_one_line(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
+/* fputs() of text_one_line(@s). */
+static void fput_text(FILE *out, const char *s)
+{
+	for (; *s; s++)
+		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s, out);
+}
+
+/*
  * Append AWS free text (a description, a name) so that it stays on one
  * comment line: control characters become spaces, and it is cut (on a
  * UTF-8 character boundary) after AWS_COMMENT_MAX bytes.
  */
 static void sbuf_add_text(struct sbuf *b, const char *s)
 {
-	size_t i, n = strlen(s);
+	size_t n = strlen(s);
 	char *t;
 
 	if (n > AWS_COMMENT_MAX) {
@@ -189,9 +208,7 @@ static void sbuf_add_text(struct sbuf *b, const char *s)
 		b->oom = true;
 		return;
 	}
-	for (i = 0; i < n; i++)
-		if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
-			t[i] = ' ';
+	text_one_line(t);
 	sbuf_addf(b, "%s", t);
 	free(t);
 }
@@ -226,6 +243,7 @@ static void lines_add(struct ctx *c, struct aws_lines *l, int dir, long number, 
 		return;
 	}
 	l->v = v;
+	text_one_line(b->s);
 	v[l->n].dir = dir;
 	v[l->n].number = number;
 	v[l->n].text = b->s;
@@ -1320,20 +1338,25 @@ static void nacl_convert(struct ctx *c, const struct aws_item *acl, struct aws_l
 	}
 }
 
-/* A header comment for an ACL: id, VPC, default, file; its subnets. */
-static void nacl_header(struct ctx *c, const struct aws_item *acl, struct sbuf *h)
+/* A header comment for an ACL: id, VPC, default, file; its subnets on a second line. */
+static void nacl_header(struct ctx *c, const struct aws_item *acl, struct sbuf *h,
+			struct sbuf *subnets)
 {
 	struct json_object *assoc, *a, *v;
 	const char *vpc = info_str(acl->obj, "VpcId"), *s;
 	size_t i, n, nsub = 0;
 
-	sbuf_addf(h, "# network ACL %s", acl->id);
-	if (vpc)
-		sbuf_addf(h, " in %s", vpc);
+	sbuf_addf(h, "# network ACL ");
+	sbuf_add_text(h, acl->id);
+	if (vpc) {
+		sbuf_addf(h, " in ");
+		sbuf_add_text(h, vpc);
+	}
 	if (json_object_object_get_ex(acl->obj, "IsDefault", &v) &&
 	    json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v))
 		sbuf_addf(h, " (the VPC's default ACL)");
-	sbuf_addf(h, ", from %s", acl->file);
+	sbuf_addf(h, ", from ");
+	sbuf_add_text(h, acl->file);
 	if (json_object_object_get_ex(acl->obj, "Associations", &assoc) &&
 	    json_object_is_type(assoc, json_type_array)) {
 		n = json_object_array_length(assoc);
@@ -1341,11 +1364,13 @@ static void nacl_header(struct ctx *c, const struct aws_item *acl, struct sbuf *
 			a = json_object_array_get_idx(assoc, i);
 			s = json_object_is_type(a, json_type_object) ? info_str(a, "SubnetId")
 								     : NULL;
-			if (s)
-				sbuf_addf(h, "%s%s", nsub++ ? ", " : "\n# subnets: ", s);
+			if (!s)
+				continue;
+			sbuf_addf(subnets, "%s", nsub++ ? ", " : "# subnets: ");
+			sbuf_add_text(subnets, s);
 		}
 	}
-	if (h->oom)
+	if (h->oom || subnets->oom)
 		c->oom = true;
 }
 
@@ -1610,7 +1635,9 @@ static void sg_convert(struct ctx *c, const char *id, struct aws_lines *out)
 		name = info_str(sg->obj, "GroupName");
 		desc = info_str(sg->obj, "Description");
 		vpc = info_str(sg->obj, "VpcId");
-		sbuf_addf(&h, "\n# security group %s", id);
+		lines_addf(c, out, "%s", "");
+		sbuf_addf(&h, "# security group ");
+		sbuf_add_text(&h, id);
 		if (name) {
 			sbuf_addf(&h, " \"");
 			sbuf_add_text(&h, name);
@@ -1618,7 +1645,8 @@ static void sg_convert(struct ctx *c, const char *id, struct aws_lines *out)
 		}
 		if (vpc)
 			sbuf_addf(&h, " in %s", vpc);
-		sbuf_addf(&h, ", from %s", sg->file);
+		sbuf_addf(&h, ", from ");
+		sbuf_add_text(&h, sg->file);
 		if (desc && *desc) {
 			sbuf_addf(&h, ": ");
 			sbuf_add_text(&h, desc);
@@ -1632,7 +1660,8 @@ static void sg_convert(struct ctx *c, const char *id, struct aws_lines *out)
 		if (strcmp(imp->sg_rules.v[i].id, id))
 			continue;
 		if (!header) {
-			lines_addf(c, out, "\n# security group %s, rules from %s", id,
+			lines_addf(c, out, "%s", "");
+			lines_addf(c, out, "# security group %s, rules from %s", id,
 				   imp->sg_rules.v[i].file);
 			header = true;
 		}
@@ -1771,11 +1800,15 @@ static void write_set(FILE *out, const struct aws_set *s)
 	char buf[INET6_ADDRSTRLEN + 8];
 	size_t i;
 
+	/* The id passed set_name_of(): letters and digits only. */
 	fprintf(out, "# %s %s: ", s->id[0] == 's' ? "security group" : "prefix list", s->id);
-	if (s->n)
-		fprintf(out, "%zu member%s, from %s\n", s->n, s->n == 1 ? "" : "s", s->from);
-	else
+	if (s->n) {
+		fprintf(out, "%zu member%s, from ", s->n, s->n == 1 ? "" : "s");
+		fput_text(out, s->from);
+		fputc('\n', out);
+	} else {
 		fprintf(out, "no members known: rules that name it match nothing\n");
+	}
 	fprintf(out, "set %s {", s->name);
 	for (i = 0; i < s->n; i++) {
 		if (rule_prefix_format(&s->v[i], buf, sizeof(buf)))
@@ -1793,7 +1826,7 @@ int aws_import_write(struct aws_import *imp, const struct aws_import_opts *opts,
 	struct aws_lines nacl = { 0 }, sg = { 0 };
 	const struct aws_item *acl;
 	const char **sel;
-	struct sbuf h = { 0 };
+	struct sbuf h = { 0 }, subnets = { 0 };
 	size_t i, nsel = 0, nsg_rules = 0, nused = 0;
 	bool sg_none = false;
 	int err = 0;
@@ -1814,7 +1847,7 @@ int aws_import_write(struct aws_import *imp, const struct aws_import_opts *opts,
 		ctx_error(&c, NULL,
 			  "nothing to import: the input has no network ACL and no security group");
 	if (acl)
-		nacl_header(&c, acl, &h);
+		nacl_header(&c, acl, &h, &subnets);
 	if (c.oom) {
 		err = -ENOMEM;
 		goto out;
@@ -1847,8 +1880,10 @@ int aws_import_write(struct aws_import *imp, const struct aws_import_opts *opts,
 	}
 
 	fprintf(out, "# moat rules made by `moat import aws` from AWS CLI JSON:");
-	for (i = 0; i < imp->ndocs; i++)
-		fprintf(out, "%s %s", i ? "," : "", imp->docs[i].name);
+	for (i = 0; i < imp->ndocs; i++) {
+		fprintf(out, "%s ", i ? "," : "");
+		fput_text(out, imp->docs[i].name);
+	}
 	fprintf(out, "\n");
 	if (acl)
 		fprintf(out,
@@ -1867,12 +1902,16 @@ int aws_import_write(struct aws_import *imp, const struct aws_import_opts *opts,
 
 	if (acl) {
 		fprintf(out, "\n%s\n", sbuf_str(&h));
+		if (subnets.len)
+			fprintf(out, "%s\n", sbuf_str(&subnets));
 		for (i = 0; i < nacl.n; i++)
 			fprintf(out, "%s\n", nacl.v[i].text);
-		if (!nacl.n)
+		if (!nacl.n) {
+			fprintf(out, "nacl in 32766 deny all  # ");
+			fput_text(out, acl->id);
 			fprintf(out,
-				"nacl in 32766 deny all  # %s has only the `*` entries: AWS denies all; this keeps the NACL stage on\n",
-				acl->id);
+				" has only the `*` entries: AWS denies all; this keeps the NACL stage on\n");
+		}
 	}
 	for (i = 0; i < sg.n; i++)
 		fprintf(out, "%s\n", sg.v[i].text);
@@ -1883,6 +1922,7 @@ int aws_import_write(struct aws_import *imp, const struct aws_import_opts *opts,
 		err = -EIO;
 out:
 	sbuf_free(&h);
+	sbuf_free(&subnets);
 	free(sel);
 	lines_free(&nacl);
 	lines_free(&sg);

@@ -47,7 +47,11 @@ enum { LD_PROTO = 0, LD_STATE, LD_SRC, LD_DST, LD_A, LD_B, LD_N };
 #define MAX_RULE_BOXES (1u << 16)
 /* Box tests per question; 4,096 random rules need a few thousand each. */
 #define DEFAULT_BUDGET 2000000UL
+/* The first, quick try at a rule's own packet (see analyse_table()). */
+#define QUICK_BUDGET 2000UL
 #define DEFAULT_MAX_SPANS 8
+/* A hole's region is listed up to this many pieces (before coalescing). */
+#define HOLE_PARTS 256
 /* Coalescing is quadratic: regions bigger than this are shown as they are. */
 #define COALESCE_MAX 1024
 /* A budget cut short: internal, never returned by lint_run(). */
@@ -86,11 +90,20 @@ struct lkey {
 	uint32_t lo[LK_N], hi[LK_N];
 };
 
+/*
+ * A box a walk may meet, laid out for the scan: its key, its addresses
+ * (the key holds the other fields), then where it comes from.
+ */
+struct lcand {
+	struct lkey key;
+	u128 slo, shi, dlo, dhi;
+	const struct lbox *box;
+	const struct lrule *rule;
+};
+
 /* A list of rules as one flat array of their boxes, in order. */
 struct lflat {
-	struct lkey *key;
-	const struct lbox **box;
-	const struct lrule **rule;
+	struct lcand *e;
 	size_t *end; /* end[i]: how many entries the first i rules make */
 	size_t n;
 };
@@ -112,6 +125,13 @@ struct witem {
 	size_t k; /* the next candidate to try */
 };
 
+
+/* any_order: a candidate's share of the region's bounding box, for sorting */
+struct lcover {
+	double cover;
+	uint32_t pos;
+};
+
 struct lctx {
 	const struct ruleset *rs;
 	struct lint_result *res;
@@ -121,9 +141,8 @@ struct lctx {
 	struct ltab tab[2][2]; /* [stage][dir] */
 	struct lreg univ;      /* every packet the datapath can judge */
 	/* walk scratch: the entries that meet the region, and the parts left */
-	struct lkey *ckey;
-	const struct lbox **cbox;
-	const struct lrule **crule;
+	struct lcand *cand, *cand2;
+	struct lcover *cover;
 	struct witem *stk;
 	size_t stk_cap;
 	uint16_t eph_lo, eph_hi;	 /* the peer's ephemeral ports */
@@ -134,16 +153,21 @@ struct lctx {
 struct walk {
 	const struct lflat *fl;
 	size_t n; /* rules of @fl walked through */
+	const struct lflat *fl2; /* any_order: a second list, for a union */
+	size_t n2;
 	struct lreg *allow, *deny, *rest; /* NULL: not kept */
 	bool stop_at_rest;		  /* stop at the first part no rule takes */
+	bool stop_at_allow;		  /* stop at the first part an allow rule takes */
+	/*
+	 * Only what no rule takes matters (a set difference), not which rule
+	 * takes what: try the rules that cover most of the region first, so
+	 * it falls apart into fewer pieces.
+	 */
+	bool any_order;
+	size_t rest_cap; /* stop once w->rest holds this many parts (0: never) */
+	bool capped;
 	bool found;
 	struct lbox found_box;
-	/* The first part taken by a rule whose action is @watch_action. */
-	bool watch;
-	enum rule_action watch_action;
-	bool watched;
-	const struct lrule *watched_rule;
-	struct lbox watched_box;
 	/* The first few distinct rules that took a part. */
 	const struct lrule *takers[LINT_MAX_REFS - 1];
 	size_t ntakers;
@@ -740,9 +764,7 @@ static bool key_meets(const struct lkey *a, const struct lkey *b)
 
 static void flat_free(struct lflat *f)
 {
-	free(f->key);
-	free(f->box);
-	free(f->rule);
+	free(f->e);
 	free(f->end);
 	memset(f, 0, sizeof(*f));
 }
@@ -753,22 +775,52 @@ static int flat_build(struct lflat *f, struct lrule *const *v, size_t n)
 
 	for (i = 0; i < n; i++)
 		total += v[i]->boxes.n;
-	f->key = calloc(total + 1, sizeof(*f->key));
-	f->box = calloc(total + 1, sizeof(*f->box));
-	f->rule = calloc(total + 1, sizeof(*f->rule));
+	f->e = calloc(total + 1, sizeof(*f->e));
 	f->end = calloc(n + 1, sizeof(*f->end));
-	if (!f->key || !f->box || !f->rule || !f->end)
+	if (!f->e || !f->end)
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
 		for (j = 0; j < v[i]->boxes.n; j++) {
-			f->box[f->n] = &v[i]->boxes.v[j];
-			f->rule[f->n] = v[i];
-			box_key(&v[i]->boxes.v[j], &f->key[f->n]);
-			f->n++;
+			const struct lbox *b = &v[i]->boxes.v[j];
+			struct lcand *e = &f->e[f->n++];
+
+			box_key(b, &e->key);
+			e->slo = b->lo[LD_SRC];
+			e->shi = b->hi[LD_SRC];
+			e->dlo = b->lo[LD_DST];
+			e->dhi = b->hi[LD_DST];
+			e->box = b;
+			e->rule = v[i];
 		}
 		f->end[i + 1] = f->n;
 	}
 	return 0;
+}
+
+/* The share of @q's volume that @b covers, field by field (both meet). */
+static double box_cover(const struct lbox *b, const struct lbox *q)
+{
+	double share = 1.0;
+	int d;
+
+	for (d = 0; d < LD_N; d++) {
+		u128 lo = b->lo[d] > q->lo[d] ? b->lo[d] : q->lo[d];
+		u128 hi = b->hi[d] < q->hi[d] ? b->hi[d] : q->hi[d];
+
+		/* widths as hi - lo: a full IPv6 range has no hi - lo + 1 */
+		if (q->hi[d] > q->lo[d])
+			share *= ((double)(hi - lo) + 1.0) / ((double)(q->hi[d] - q->lo[d]) + 1.0);
+	}
+	return share;
+}
+
+static int cand_cmp(const void *pa, const void *pb)
+{
+	const struct lcover *a = pa, *b = pb;
+
+	if (a->cover != b->cover)
+		return a->cover > b->cover ? -1 : 1;
+	return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 
 static int stk_push(struct lctx *c, size_t *sp, const struct lbox *b, size_t k)
@@ -788,6 +840,13 @@ static int stk_push(struct lctx *c, size_t *sp, const struct lbox *b, size_t k)
 	return 0;
 }
 
+/* Does candidate @cd meet @b (whose key is @k)? */
+static bool cand_meets(const struct lcand *cd, const struct lkey *k, const struct lbox *b)
+{
+	return key_meets(&cd->key, k) && cd->slo <= b->hi[LD_SRC] && b->lo[LD_SRC] <= cd->shi &&
+	       cd->dlo <= b->hi[LD_DST] && b->lo[LD_DST] <= cd->dhi;
+}
+
 static int walk_take(struct walk *w, const struct lrule *lr, const struct lbox *part,
 		     const struct lbox *rb)
 {
@@ -796,11 +855,6 @@ static int walk_take(struct walk *w, const struct lrule *lr, const struct lbox *
 	size_t i;
 
 	box_and(part, rb, &m);
-	if (w->watch && !w->watched && lr->r->action == w->watch_action) {
-		w->watched = true;
-		w->watched_rule = lr;
-		w->watched_box = m;
-	}
 	for (i = 0; i < w->ntakers && w->takers[i] != lr; i++)
 		;
 	if (i == w->ntakers) {
@@ -821,8 +875,8 @@ static int walk_take(struct walk *w, const struct lrule *lr, const struct lbox *
  */
 static int walk_run(struct lctx *c, struct walk *w, const struct lreg *q)
 {
-	const struct lflat *fl = w->fl;
-	size_t i, ncand = 0, sp = 0, nf = fl->end[w->n];
+	const struct lflat *fl;
+	size_t i, ncand = 0, sp = 0, nf, li;
 	struct lbox qbb[2], parts[2 * LD_N];
 	bool qhas[2] = { false, false };
 	struct lkey qk[2], ik;
@@ -849,16 +903,34 @@ static int walk_run(struct lctx *c, struct walk *w, const struct lreg *q)
 		if (qhas[i])
 			box_key(&qbb[i], &qk[i]);
 	/* Only the boxes that can meet the region at all are worth visiting. */
-	for (i = 0; i < nf; i++) {
-		int fi = fam_idx(fl->box[i]->fam);
-
-		if (!qhas[fi] || !key_meets(&fl->key[i], &qk[fi]) ||
-		    !box_meets(fl->box[i], &qbb[fi]))
+	for (li = 0; li < 2; li++) {
+		fl = li ? w->fl2 : w->fl;
+		if (!fl)
 			continue;
-		c->ckey[ncand] = fl->key[i];
-		c->cbox[ncand] = fl->box[i];
-		c->crule[ncand] = fl->rule[i];
-		ncand++;
+		nf = fl->end[li ? w->n2 : w->n];
+		for (i = 0; i < nf; i++) {
+			/* the key's protocol field carries the family */
+			int fi = fl->e[i].key.lo[LK_PROTO] >> 8;
+
+			if (qhas[fi] && cand_meets(&fl->e[i], &qk[fi], &qbb[fi]))
+				c->cand[ncand++] = fl->e[i];
+		}
+	}
+
+	if (w->any_order && ncand > 1) {
+		struct lcand *t;
+
+		for (i = 0; i < ncand; i++) {
+			c->cover[i].cover = box_cover(c->cand[i].box,
+						      &qbb[fam_idx(c->cand[i].box->fam)]);
+			c->cover[i].pos = (uint32_t)i;
+		}
+		qsort(c->cover, ncand, sizeof(*c->cover), cand_cmp);
+		for (i = 0; i < ncand; i++)
+			c->cand2[i] = c->cand[c->cover[i].pos];
+		t = c->cand;
+		c->cand = c->cand2;
+		c->cand2 = t;
 	}
 
 	for (i = q->n; i-- > 0;) {
@@ -872,18 +944,24 @@ static int walk_run(struct lctx *c, struct walk *w, const struct lreg *q)
 
 		box_key(&it.b, &ik);
 		for (k = it.k; k < ncand; k++) {
-			const struct lbox *rb = c->cbox[k];
+			const struct lcand *cd = &c->cand[k];
+			const struct lbox *rb = cd->box;
 
-			if (!key_meets(&c->ckey[k], &ik))
+			if (!key_meets(&cd->key, &ik))
 				continue;
 			if (!c->left)
 				return ERR_BUDGET;
 			c->left--;
-			if (!box_meets(rb, &it.b))
+			if (!cand_meets(cd, &ik, &it.b))
 				continue;
-			err = walk_take(w, c->crule[k], &it.b, rb);
+			err = walk_take(w, cd->rule, &it.b, rb);
 			if (err)
 				return err;
+			if (w->stop_at_allow && cd->rule->r->action == RULE_ALLOW) {
+				w->found = true;
+				box_and(&it.b, rb, &w->found_box);
+				return 0;
+			}
 			if (box_covers(rb, &it.b))
 				goto taken;
 			n = box_minus(&it.b, rb, parts);
@@ -899,6 +977,10 @@ static int walk_run(struct lctx *c, struct walk *w, const struct lreg *q)
 			err = reg_push(w->rest, &it.b);
 			if (err)
 				return err;
+			if (w->rest_cap && w->rest->n >= w->rest_cap) {
+				w->capped = true;
+				return 0;
+			}
 		}
 		if (w->stop_at_rest) {
 			w->found = true;
@@ -914,7 +996,9 @@ taken:;
 static int tab_allowed(struct lctx *c, const struct ltab *t, const struct lreg *q,
 		       struct lreg *out)
 {
-	struct walk w = { .fl = &t->fv, .n = t->n, .allow = out };
+	/* SG rules are a union: which one takes a part does not matter */
+	struct walk w = { .fl = &t->fv, .n = t->n, .allow = out,
+			  .any_order = t->stage == RULE_STAGE_SG };
 
 	return t->on ? walk_run(c, &w, q) : reg_copy(q, out);
 }
@@ -1456,9 +1540,7 @@ static int analyse_table(struct lctx *c, struct ltab *t)
 	for (i = 0; i < t->n && (!err || err == ERR_BUDGET); i++) {
 		struct lrule *lr = t->v[i];
 		struct lint_rule_info *ri = &c->res->rules[lr->idx];
-		struct walk w = { .fl = &t->fv, .n = i, .stop_at_rest = true, .watch = nacl,
-				  .watch_action = lr->r->action == RULE_ALLOW ? RULE_DENY :
-									       RULE_ALLOW };
+		struct walk w = { .fl = &t->fv, .n = i, .stop_at_rest = true };
 		const struct lrule *by = NULL;
 		struct lbox part, pt;
 
@@ -1471,8 +1553,22 @@ static int analyse_table(struct lctx *c, struct ltab *t)
 			err = report_never(c, t, lr, &q, &w);
 			continue;
 		}
-		c->left = c->budget;
+		/*
+		 * In rule order first, briefly: most rules show a packet of
+		 * their own at once. Then with the widest rules first, which
+		 * cut the region into the fewest pieces.
+		 */
+		c->left = QUICK_BUDGET;
 		err = walk_run(c, &w, &q);
+		if (err == ERR_BUDGET) {
+			memset(&w, 0, sizeof(w));
+			w.fl = &t->fv;
+			w.n = i;
+			w.stop_at_rest = true;
+			w.any_order = true;
+			c->left = c->budget;
+			err = walk_run(c, &w, &q);
+		}
 		if (err == ERR_BUDGET) {
 			ri->status = LINT_RULE_UNKNOWN;
 			c->res->incomplete++;
@@ -1491,18 +1587,12 @@ static int analyse_table(struct lctx *c, struct ltab *t)
 		point_packet(&pt, t->dir, &ri->witness);
 		if (!nacl)
 			continue;
-		if (w.watched) {
-			by = w.watched_rule;
-			part = w.watched_box;
-		} else {
-			/* the walk stopped early: ask the opposite rules directly */
-			c->left = c->budget;
-			err = find_override(c, t, i, &q, &by, &part);
-			if (err == ERR_BUDGET)
-				continue; /* informational only: not worth a report */
-			if (err)
-				break;
-		}
+		c->left = c->budget;
+		err = find_override(c, t, i, &q, &by, &part);
+		if (err == ERR_BUDGET)
+			continue; /* informational only: not worth a report */
+		if (err)
+			break;
 		if (by)
 			err = report_override(c, t, lr, by, &part);
 	}
@@ -1672,7 +1762,7 @@ static void sg_suggestion(struct lctx *c, const struct lrule *k, enum lcls cls, 
 }
 
 static int report_hole(struct lctx *c, enum rule_dir dir, enum lcls cls, const struct lrule *lr,
-		       struct lreg *h)
+		       struct lreg *h, bool partial)
 {
 	const struct ltab *back = &c->tab[RULE_STAGE_NACL][!dir];
 	char name[48], kname[48] = "", span[512], more[48], sg[600], text[512];
@@ -1685,6 +1775,7 @@ static int report_hole(struct lctx *c, enum rule_dir dir, enum lcls cls, const s
 	f = finding_new(c, LINT_SEV_WARNING, LINT_KIND_CONNECTION_HOLE, lr);
 	if (!f)
 		return -ENOMEM;
+	f->spans_partial = partial;
 	err = reg_spans(c, h, dir, &f->spans, &f->nspans, &f->spans_total);
 	if (err)
 		return err;
@@ -1746,8 +1837,10 @@ static int check_holes(struct lctx *c, enum rule_dir dir, enum lcls cls)
 	err = opener_build(&op, cls);
 	for (i = 0; i < t->n && !err; i++) {
 		const struct lrule *lr = t->v[i];
-		struct walk w1 = { .fl = &t->fv, .n = i, .rest = &a };
-		struct walk w2 = { .fl = &t->fsvc, .n = t->nsvc, .rest = &b };
+		/* the openers this rule decides that no service rule exposes */
+		struct walk w1 = { .fl = &t->fv, .n = i, .fl2 = &t->fsvc, .n2 = t->nsvc,
+				   .rest = &b, .any_order = true, .rest_cap = HOLE_PARTS };
+		bool partial;
 
 		if (!lr->ret || !rule_has_cls(lr->r, cls) ||
 		    c->res->rules[lr->idx].status == LINT_RULE_SHADOWED)
@@ -1757,29 +1850,30 @@ static int check_holes(struct lctx *c, enum rule_dir dir, enum lcls cls)
 		if (err || !q.n)
 			continue;
 		c->left = c->budget;
-		/* the openers this rule decides ... */
-		err = walk_run(c, &w1, &q);
-		/* ... that no rule written for a service exposes ... */
-		if (!err)
-			err = walk_run(c, &w2, &a);
-		/* ... that the SG lets in too ... */
+		/* whose replies go back ... */
+		reg_reply(&q, cls, false);
+		err = tab_allowed(c, back, &q, &a);
+		reg_reply(&a, cls, true);
+		/* ... that the SG lets in ... */
 		q.n = 0;
 		if (!err)
-			err = tab_allowed(c, sg, &b, &q);
-		/* ... and whose replies go back */
-		reg_reply(&q, cls, false);
-		a.n = 0;
+			err = tab_allowed(c, sg, &a, &q);
+		/* ... and that no earlier rule and no service rule takes */
+		b.n = 0;
 		if (!err)
-			err = tab_allowed(c, back, &q, &a);
-		if (err == ERR_BUDGET) {
+			err = walk_run(c, &w1, &q);
+		/*
+		 * The region can fall into many pieces; a finding needs one, and
+		 * a few to show. Cut short, it says it shows only part.
+		 */
+		partial = w1.capped || (err == ERR_BUDGET && b.n);
+		if (err == ERR_BUDGET && !b.n)
 			c->res->incomplete++;
+		if (err == ERR_BUDGET)
 			err = 0;
+		if (err || !b.n)
 			continue;
-		}
-		if (err || !a.n)
-			continue;
-		reg_reply(&a, cls, true);
-		err = report_hole(c, dir, cls, lr, &a);
+		err = report_hole(c, dir, cls, lr, &b, partial);
 	}
 	reg_free(&op);
 	reg_free(&q);
@@ -1900,7 +1994,7 @@ static int check_return(struct lctx *c, enum rule_dir dir, enum lcls cls)
 		reg_clip(&op, LD_A, c->leph_lo, c->leph_hi);
 	for (i = 0; i < t->n && !err; i++) {
 		const struct lrule *lr = t->v[i];
-		struct walk w1 = { .fl = &t->fv, .n = i, .rest = &a };
+		struct walk w1 = { .fl = &t->fv, .n = i, .rest = &a, .any_order = true };
 		struct walk w2 = { .fl = &back->fv, .n = back->n, .allow = &a, .deny = &x,
 				   .rest = &d };
 
@@ -1985,6 +2079,7 @@ static int check_sg_exposure(struct lctx *c)
 {
 	const struct ltab *sg = &c->tab[RULE_STAGE_SG][RULE_DIR_IN];
 	const struct ltab *nacl = &c->tab[RULE_STAGE_NACL][RULE_DIR_IN];
+	struct walk w = { .fl = &nacl->fv, .n = nacl->n, .stop_at_allow = true };
 	struct lreg op = { 0 }, q = { 0 }, a = { 0 };
 	size_t i, p;
 	int err = 0, cls;
@@ -2020,8 +2115,12 @@ static int check_sg_exposure(struct lctx *c)
 						q.v[j--] = q.v[--q.n];
 				if (err || !q.n)
 					continue;
+				/* is any of it let in? one packet says so */
 				c->left = c->budget;
-				err = tab_allowed(c, nacl, &q, &a);
+				w.found = false;
+				err = nacl->on ? walk_run(c, &w, &q) : reg_copy(&q, &a);
+				if (w.found)
+					err = reg_push(&a, &w.found_box);
 				if (err == ERR_BUDGET) {
 					c->res->incomplete++;
 					err = 0;
@@ -2221,10 +2320,11 @@ static int tables_build(struct lctx *c)
 		}
 	for (i = 0; i < rs->nrules; i++)
 		nboxes += c->rules[i].boxes.n;
-	c->ckey = calloc(nboxes + 1, sizeof(*c->ckey));
-	c->cbox = calloc(nboxes + 1, sizeof(*c->cbox));
-	c->crule = calloc(nboxes + 1, sizeof(*c->crule));
-	return c->ckey && c->cbox && c->crule ? 0 : -ENOMEM;
+	/* a walk may take a table and its service rules together */
+	c->cand = calloc(2 * nboxes + 1, sizeof(*c->cand));
+	c->cand2 = calloc(2 * nboxes + 1, sizeof(*c->cand2));
+	c->cover = calloc(2 * nboxes + 1, sizeof(*c->cover));
+	return c->cand && c->cand2 && c->cover ? 0 : -ENOMEM;
 }
 
 static void ctx_free(struct lctx *c)
@@ -2244,9 +2344,9 @@ static void ctx_free(struct lctx *c)
 			flat_free(&c->tab[s][d].fsvc);
 		}
 	reg_free(&c->univ);
-	free(c->ckey);
-	free(c->cbox);
-	free(c->crule);
+	free(c->cand);
+	free(c->cand2);
+	free(c->cover);
 	free(c->stk);
 }
 

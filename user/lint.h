@@ -80,6 +80,7 @@ struct lint_finding {
 	char *fix;			  /* NULL when there is nothing to suggest */
 	struct lint_span *spans;	  /* the region the finding is about, coalesced */
 	size_t nspans, spans_total;	  /* kept / found (kept <= lint_opts.max_spans) */
+	bool spans_partial;		  /* the region has more than was found */
 };
 
 /* What the analysis concluded about one NACL or SG rule. */

@@ -87,6 +87,8 @@ static __always_inline __u64 vec_word(void *words, const struct moat_vec *v, __u
 
 	if (!(v->summary[sw] & (1ULL << (w & 63))))
 		return 0;
+	if (w == v->first_idx)
+		return v->first_word;
 	idx = v->words_off + v->rank_base[sw] + bits_popcount64(v->summary[sw] & below);
 	wp = bpf_map_lookup_elem(words, &idx);
 	return wp ? *wp : 0;
@@ -153,14 +155,22 @@ __noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, _
 	c.words = m.words;
 	base = table * MOAT_L4_TABLE_STRIDE;
 
+	/* Vector id 0 is the empty vector: the first field no rule accepts
+	 * ends the search (the common case for traffic no rule is about). */
 	c.vid[0] = addr_vec(&m, p, table, MOAT_FIELD_SRC);
-	c.vid[1] = addr_vec(&m, p, table, MOAT_FIELD_DST);
+	if (!c.vid[0])
+		return MOAT_NO_RULE;
 	idx = base + MOAT_L4_OFF_PROTO + p->proto * 4 + (p->state & 3);
 	c.vid[2] = lookup_u32(m.l4, &idx);
-	idx = base + MOAT_L4_OFF_SPORT + port_slot(p, p->sport);
-	c.vid[3] = lookup_u32(m.l4, &idx);
 	idx = base + MOAT_L4_OFF_DPORT + port_slot(p, p->dport);
 	c.vid[4] = lookup_u32(m.l4, &idx);
+	idx = base + MOAT_L4_OFF_SPORT + port_slot(p, p->sport);
+	c.vid[3] = lookup_u32(m.l4, &idx);
+	if (!c.vid[2] || !c.vid[3] || !c.vid[4])
+		return MOAT_NO_RULE;
+	c.vid[1] = addr_vec(&m, p, table, MOAT_FIELD_DST);
+	if (!c.vid[1])
+		return MOAT_NO_RULE;
 
 	for (f = 0; f < MOAT_NFIELDS; f++) {
 		v[f] = bpf_map_lookup_elem(m.vecs, &c.vid[f]);

@@ -66,15 +66,15 @@ struct {
 	});
 } gen_lpm6 SEC(".maps");
 
-/* Ports, ICMP type/code and protocol+state slots -> vector id. */
+/* Ports, ICMP type/code and protocol+state slots -> vector id. Fixed
+ * size, without BPF_F_INNER_MAP, so the verifier inlines its lookups. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, MOAT_GENERATIONS);
 	__type(key, __u32);
 	__array(values, struct {
 		__uint(type, BPF_MAP_TYPE_ARRAY);
-		__uint(map_flags, BPF_F_INNER_MAP);
-		__uint(max_entries, 1);
+		__uint(max_entries, MOAT_L4_ENTRIES);
 		__uint(key_size, sizeof(__u32));
 		__uint(value_size, sizeof(__u32));
 	});
@@ -108,15 +108,15 @@ struct {
 	});
 } gen_words SEC(".maps");
 
-/* Rules by table position: number, action, counter slot. */
+/* Rules by table position: number, action, counter slot. Fixed size,
+ * so lookups are inlined. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, MOAT_GENERATIONS);
 	__type(key, __u32);
 	__array(values, struct {
 		__uint(type, BPF_MAP_TYPE_ARRAY);
-		__uint(map_flags, BPF_F_INNER_MAP);
-		__uint(max_entries, 1);
+		__uint(max_entries, MOAT_RULES_ENTRIES);
 		__uint(key_size, sizeof(__u32));
 		__uint(value_size, sizeof(struct moat_rule_info));
 	});

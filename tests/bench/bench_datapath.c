@@ -338,15 +338,43 @@ struct gen_out {
 	int last_number;
 };
 
-static void v4_src24(size_t i, char *buf, size_t len, unsigned host)
-{
-	unsigned j = (unsigned)((i * 7919u + 13u) % V4_SRC_POOL) + 1; /* 1..510 */
-	unsigned a = 198 + (j >> 8), b = j & 255;
+/* The kinds of generated rule set. */
+enum gen_kind { GEN_V4 = 0, GEN_V4_SHARED, GEN_V6, GEN_NKINDS };
+static const char *const gen_kind_name[GEN_NKINDS] = { "v4", "v4shared", "v6" };
 
+static int gen_family(enum gen_kind k)
+{
+	return k == GEN_V6 ? 6 : 4;
+}
+
+/*
+ * IPv4 source of rule @i of @n.
+ * GEN_V4: distinct, disjoint prefixes; their length is what lets @n of them
+ * fit: /24 up to 510 rules, /26 up to 2,040, /28 up to 8,160, else /30.
+ * GEN_V4_SHARED: the 510 /24s, each reused by every 510th rule (with a
+ * different destination port band), as when one subnet appears in many
+ * rules of a long list.
+ * Blocks are taken in a scrambled order, so address and position do not
+ * correlate. With @host, the address .1 of the block instead.
+ */
+static void v4_src(enum gen_kind kind, size_t i, size_t n, char *buf, size_t len, bool host)
+{
+	unsigned plen = 24, nblocks, j;
+	uint32_t a;
+
+	if (kind == GEN_V4)
+		plen = n <= 510 ? 24 : n <= 2040 ? 26 : n <= 8160 ? 28 : 30;
+	nblocks = V4_SRC_POOL << (plen - 24);
+	j = (unsigned)((i * 7919u + 13u) % nblocks);
+	a = 0xc6120000u + 256 + (j << (32 - plen)); /* 198.18.1.0 onwards */
 	if (host)
-		snprintf(buf, len, "198.%u.%u.%u", 18 + (a - 198), b, host);
+		a += 1;
+	if (host)
+		snprintf(buf, len, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255,
+			 a & 255);
 	else
-		snprintf(buf, len, "198.%u.%u.0/24", 18 + (a - 198), b);
+		snprintf(buf, len, "%u.%u.%u.%u/%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255,
+			 a & 255, plen);
 }
 
 static void v6_src64(uint64_t r, char *buf, size_t len, bool host)
@@ -375,24 +403,25 @@ static int rule_number(size_t i, size_t n, bool with_set)
  * shares the last rule's source prefix. With @set_file, a first rule
  * `nacl in 1 deny all src @big` over that file is added.
  */
-static void gen_rules(FILE *f, int family, size_t n, const char *set_file, struct gen_out *g)
+static void gen_rules(FILE *f, enum gen_kind kind, size_t n, const char *set_file,
+		      struct gen_out *g)
 {
 	char src[64], dst[64], last_host[64] = "";
 	size_t i;
-	bool v6 = family == 6;
+	bool v6 = kind == GEN_V6;
 	uint64_t r6 = 0;
 	int last_dport = 0;
 
-	rng_state = cfg.seed ^ (n * 0x100000001b3ull) ^ (uint64_t)family;
-	fprintf(f, "# moat benchmark rule set: %zu NACL in rules, IPv%d, seed %llu\n", n, family,
-		(unsigned long long)cfg.seed);
+	rng_state = cfg.seed ^ (n * 0x100000001b3ull) ^ (uint64_t)kind;
+	fprintf(f, "# moat benchmark rule set: %zu NACL in rules, %s, seed %llu\n", n,
+		gen_kind_name[kind], (unsigned long long)cfg.seed);
 	if (set_file) {
 		fprintf(f, "set big file %s\n", set_file);
 		fprintf(f, "nacl in 1 deny all src @big\n");
 	}
 	for (i = 0; i < n; i++) {
 		bool last = i + 1 == n;
-		unsigned band = v6 ? below(64) : (unsigned)(i / V4_SRC_POOL);
+		unsigned band = kind == GEN_V4_SHARED ? (unsigned)(i / V4_SRC_POOL) : below(64);
 		unsigned plo = V4_BAND_BASE + band * V4_BAND_PORTS;
 		unsigned k = below(100);
 		const char *action = last || below(100) < 60 ? "allow" : "deny";
@@ -404,9 +433,9 @@ static void gen_rules(FILE *f, int family, size_t n, const char *set_file, struc
 			if (last)
 				v6_src64(r6, last_host, sizeof(last_host), true);
 		} else {
-			v4_src24(i, src, sizeof(src), 0);
+			v4_src(kind, i, n, src, sizeof(src), false);
 			if (last)
-				v4_src24(i, last_host, sizeof(last_host), 77);
+				v4_src(kind, i, n, last_host, sizeof(last_host), true);
 		}
 		if (last)
 			k = 0;
@@ -570,7 +599,7 @@ static void parse_text(const char *name, const char *text, size_t len, struct pa
 }
 
 /* Generate rules into memory and parse them. */
-static void make_rules(int family, size_t n, const char *set_file, struct gen_out *g,
+static void make_rules(enum gen_kind kind, size_t n, const char *set_file, struct gen_out *g,
 		       struct parsed *p)
 {
 	char *text = NULL;
@@ -579,7 +608,7 @@ static void make_rules(int family, size_t n, const char *set_file, struct gen_ou
 
 	if (!f)
 		die("open_memstream: %s", strerror(errno));
-	gen_rules(f, family, n, set_file, g);
+	gen_rules(f, kind, n, set_file, g);
 	fclose(f);
 	parse_text("bench.rules", text, len, p);
 	free(text);
@@ -641,11 +670,15 @@ struct inst {
 	int xdp, tc;
 };
 
-/* A private, non-trace instance with a conntrack table of @ct_max entries. */
-static void inst_open(struct inst *in, uint32_t ct_max)
+/*
+ * A private, non-trace instance with a conntrack table of @ct_max entries
+ * and @stat_slots rule counters (0: the object's default, as `moat attach`
+ * makes it; gen_apply's time grows with it, see the report).
+ */
+static void inst_open(struct inst *in, uint32_t ct_max, uint32_t stat_slots)
 {
 	struct dp_open_opts o = { .trace_mode = false, .load_progs = true, .ct_max = ct_max,
-				  .stat_slots = 4 * MOAT_MAX_RULES + 64 };
+				  .stat_slots = stat_slots };
 	char err[256];
 
 	if (dp_skel_open(&in->skel, &o, err, sizeof(err)))
@@ -751,38 +784,147 @@ static void mem_metrics(struct inst *in, const char *what, size_t nrules)
 		   nrules, per[0], per[1], per[2], per[3], per[4], per[5]);
 }
 
+/*
+ * How much of the rule list the classifier must walk for @p: the words
+ * (64 rules each) in which every one of the five fields has at least one
+ * accepting rule (what the summary AND leaves), and how many of them come
+ * before the winner's word, inclusive (what the walk visits). Computed
+ * from the rules, field by field, as the compiler sees them; for the
+ * report only.
+ */
+static bool addr_field(const struct ruleset *rs, const struct rule_addr *a, int fam,
+		       const uint8_t *addr)
+{
+	size_t k;
+
+	if (a->kind == RULE_ADDR_ANY)
+		return true;
+	if (a->kind == RULE_ADDR_PREFIX)
+		return a->prefix.family == fam && rule_prefix_contains(&a->prefix, addr);
+	for (k = 0; k < rs->sets[a->set].n; k++) {
+		const struct rule_prefix *q = &rs->sets[a->set].prefixes[k];
+
+		if (q->family == fam && rule_prefix_contains(q, addr))
+			return true;
+	}
+	return false;
+}
+
+static void walk_words(const struct ruleset *rs, const struct packet *p, size_t *cand,
+		       size_t *visited)
+{
+	const struct rule **order = calloc(rs->nrules + 1, sizeof(*order));
+	size_t n, i, nw;
+	uint8_t *f;
+	const struct rule *w = NULL;
+	long wpos = -1;
+
+	n = compile_table_order(rs, RULE_STAGE_NACL, RULE_DIR_IN, order);
+	nw = (n + 63) / 64;
+	f = calloc(nw * 5, 1);
+	reference_nacl(rs, RULE_DIR_IN, p, &w);
+	for (i = 0; i < n; i++) {
+		const struct rule *r = order[i];
+		bool ports = p->proto == 6 || p->proto == 17;
+		bool icmp = p->proto == 1 || p->proto == 58;
+
+		if (r == w)
+			wpos = (long)i;
+		if (r->family && r->family != p->family)
+			continue;
+		if (addr_field(rs, &r->src, p->family, p->src))
+			f[(i / 64) * 5 + 0] = 1;
+		if (addr_field(rs, &r->dst, p->family, p->dst))
+			f[(i / 64) * 5 + 1] = 1;
+		if ((r->proto == RULE_PROTO_ALL || r->proto == p->proto) &&
+		    (!r->established || (p->tcp_flags & (PKT_TCP_ACK | PKT_TCP_RST))))
+			f[(i / 64) * 5 + 2] = 1;
+		if ((!r->sport.set && !r->has_icmp) ||
+		    (r->sport.set && ports && p->sport >= r->sport.lo && p->sport <= r->sport.hi) ||
+		    (r->has_icmp && icmp && p->icmp_type == r->icmp_type))
+			f[(i / 64) * 5 + 3] = 1;
+		if ((!r->dport.set && !r->has_icmp) ||
+		    (r->dport.set && ports && p->dport >= r->dport.lo && p->dport <= r->dport.hi) ||
+		    (r->has_icmp && icmp && (r->icmp_code < 0 || p->icmp_code == r->icmp_code)))
+			f[(i / 64) * 5 + 4] = 1;
+	}
+	*cand = *visited = 0;
+	for (i = 0; i < nw; i++) {
+		uint8_t *x = &f[i * 5];
+
+		if (x[0] && x[1] && x[2] && x[3] && x[4]) {
+			(*cand)++;
+			if (wpos < 0 || (long)i <= wpos / 64)
+				(*visited)++;
+		}
+	}
+	free(f);
+	free(order);
+}
+
+static void time_nacl_case(struct inst *in, const struct ruleset *rs, const char *name,
+			   const char *spec, __u32 want)
+{
+	char extra[96];
+	struct packet p;
+	uint8_t frame[256];
+	size_t cand, visited;
+
+	frame_of(spec, frame, sizeof(frame), &p);
+	walk_words(rs, &p, &cand, &visited);
+	snprintf(extra, sizeof(extra), "candidate_words=%zu walked=%zu", cand, visited);
+	time_case(in, name, spec, want, extra);
+}
+
 static void bench_nacl(void)
 {
-	static const int fams[2] = { 4, 6 };
-	size_t s;
-	int fi;
+	size_t s, n0 = cfg.sizes[0], n1 = cfg.sizes[cfg.nsizes - 1];
+	int k;
 
-	for (fi = 0; fi < 2; fi++) {
+	for (k = 0; k < GEN_NKINDS; k++) {
+		long long mem0 = 0, mem1 = 0;
+
 		for (s = 0; s < cfg.nsizes; s++) {
 			size_t n = cfg.sizes[s];
 			struct gen_out g;
 			struct parsed p;
 			struct gen_apply_info ai;
 			struct inst in;
-			char name[64], what[64];
-			double t0;
+			long long per[6], mem;
+			char name[64];
 
-			make_rules(fams[fi], n, NULL, &g, &p);
+			make_rules(k, n, NULL, &g, &p);
 			check_packet(&p.rs, g.last, g.last_number);
 			check_packet(&p.rs, g.none, -1);
-			inst_open(&in, 4096);
-			t0 = now_ms();
+			inst_open(&in, 4096, 2 * n + 64);
 			inst_apply(&in, &p.rs, &ai);
-			snprintf(what, sizeof(what), "nacl%zu.v%d", n, fams[fi]);
-			apply_metrics(what, &p, &ai, now_ms() - t0);
-			mem_metrics(&in, what, n);
+			mem = gen_memlock(&in.maps, per);
+			if (s == 0)
+				mem0 = mem;
+			if (s == cfg.nsizes - 1)
+				mem1 = mem;
+			snprintf(name, sizeof(name), "ctl.nacl.%s.%zu.parse+compile", gen_kind_name[k],
+				 n);
+			add_metric(name, p.parse_ms + ai.compile_ms, "ms", "parse %.1f + compile %.1f",
+				   p.parse_ms, ai.compile_ms);
+			snprintf(name, sizeof(name), "mem.nacl.%s.%zu", gen_kind_name[k], n);
+			add_metric(name, (double)mem, "B",
+				   "lpm4=%lld lpm6=%lld l4=%lld vecs=%lld words=%lld rules=%lld",
+				   per[0], per[1], per[2], per[3], per[4], per[5]);
 
-			snprintf(name, sizeof(name), "nacl.v%d.%zu.last", fams[fi], n);
-			time_case(&in, name, g.last, XDP_PASS, "");
-			snprintf(name, sizeof(name), "nacl.v%d.%zu.none", fams[fi], n);
-			time_case(&in, name, g.none, XDP_DROP, "");
+			snprintf(name, sizeof(name), "nacl.%s.%zu.last", gen_kind_name[k], n);
+			time_nacl_case(&in, &p.rs, name, g.last, XDP_PASS);
+			snprintf(name, sizeof(name), "nacl.%s.%zu.none", gen_kind_name[k], n);
+			time_nacl_case(&in, &p.rs, name, g.none, XDP_DROP);
 			inst_close(&in);
 			ruleset_free(&p.rs);
+		}
+		if (n1 > n0) {
+			char name[64];
+
+			snprintf(name, sizeof(name), "mem.per_rule.%s", gen_kind_name[k]);
+			add_metric(name, (double)(mem1 - mem0) / (double)(n1 - n0), "B",
+				   "(memlock at %zu rules - at %zu) / %zu", n1, n0, n1 - n0);
 		}
 	}
 }
@@ -791,11 +933,12 @@ static void bench_nacl(void)
 
 static void bench_set(void)
 {
-	static const int fams[2] = { 4, 6 };
+	static const enum gen_kind kinds[2] = { GEN_V4, GEN_V6 };
 	int fi;
 
 	for (fi = 0; fi < 2; fi++) {
-		int fam = fams[fi];
+		enum gen_kind kind = kinds[fi];
+		int fam = gen_family(kind);
 		char path[512], name[96], what[64];
 		struct gen_out g;
 		struct parsed p, p10;
@@ -810,16 +953,16 @@ static void bench_set(void)
 		note("generated %zu IPv%d prefixes in %.0f ms", cfg.big, fam, now_ms() - t0);
 
 		/* the same 10 rules without the set, for the memory baseline */
-		make_rules(fam, 10, NULL, &g, &p10);
-		inst_open(&in, 4096);
+		make_rules(kind, 10, NULL, &g, &p10);
+		inst_open(&in, 4096, 256);
 		inst_apply(&in, &p10.rs, &ai);
 		base = gen_memlock(&in.maps, per);
 		inst_close(&in);
 		ruleset_free(&p10.rs);
 
-		make_rules(fam, 10, path, &g, &p);
+		make_rules(kind, 10, path, &g, &p);
 		check_packet(&p.rs, g.last, g.last_number);
-		inst_open(&in, 4096);
+		inst_open(&in, 4096, 0);
 		t0 = now_ms();
 		inst_apply(&in, &p.rs, &ai);
 		snprintf(what, sizeof(what), "set%zu.v%d", cfg.big, fam);
@@ -854,40 +997,51 @@ static void bench_set(void)
 	}
 }
 
-/* The big reload: 16,384 rules + 1M prefixes (issue 7: < 1 s). */
-static void bench_big_reload(void)
+/*
+ * Attach-like first apply and reload of the largest rule set, alone and
+ * with a rule over the big set (issue 7: reload < 1 s), on an instance
+ * made as `moat attach` makes it (default counter map).
+ */
+static void bench_ctl_apply(void)
 {
 	char path[512];
-	struct gen_out g;
-	struct parsed p;
-	struct gen_apply_info ai;
-	struct inst in;
-	double t0;
 	size_t n = cfg.sizes[cfg.nsizes - 1];
-	char what[64];
+	int with_set;
 
 	snprintf(path, sizeof(path), "%s/big4.txt", cfg.tmpdir);
-	gen_set_file(path, 4, cfg.big);
-	make_rules(4, n, path, &g, &p);
-	inst_open(&in, 4096);
-	snprintf(what, sizeof(what), "nacl%zu+set%zu.v4", n, cfg.big);
-	t0 = now_ms();
-	inst_apply(&in, &p.rs, &ai);
-	apply_metrics(what, &p, &ai, now_ms() - t0);
-	{
-		char name[80];
+	for (with_set = 0; with_set < 2; with_set++) {
+		struct gen_out g;
+		struct parsed p;
+		struct gen_apply_info ai;
+		struct inst in;
+		char what[64], name[96];
+		double t0;
 
+		if (with_set && !cfg.big)
+			break;
+		if (with_set) {
+			gen_set_file(path, 4, cfg.big);
+			snprintf(what, sizeof(what), "nacl%zu+set%zu.v4", n, cfg.big);
+		} else {
+			snprintf(what, sizeof(what), "nacl%zu.v4", n);
+		}
+		make_rules(GEN_V4, n, with_set ? path : NULL, &g, &p);
+		inst_open(&in, 0, 0);
+		t0 = now_ms();
+		inst_apply(&in, &p.rs, &ai);
+		apply_metrics(what, &p, &ai, now_ms() - t0);
 		t0 = now_ms();
 		inst_apply(&in, &p.rs, &ai);
 		snprintf(name, sizeof(name), "ctl.%s.reload", what);
 		add_metric(name, now_ms() - t0, "ms",
 			   "gen_apply onto the live instance (compile %.0f + load %.0f)",
 			   ai.compile_ms, ai.load_ms);
-		mem_metrics(&in, what, n + 1);
+		mem_metrics(&in, what, n + with_set);
+		inst_close(&in);
+		ruleset_free(&p.rs);
+		if (with_set)
+			unlink(path);
 	}
-	inst_close(&in);
-	ruleset_free(&p.rs);
-	unlink(path);
 }
 
 /* ------------------------------------------------------------- SG cases */
@@ -1094,7 +1248,7 @@ static void bench_sg(void)
 		char name[64];
 		double t0;
 
-		inst_open(&in, ct_max);
+		inst_open(&in, ct_max, 256);
 		inst_apply(&in, &p.rs, &ai);
 		if (li == 0) {
 			long long ctm = fd_memlock(in.maps.conntrack);
@@ -1186,7 +1340,7 @@ static void bench_lint(void)
 	int status = 0;
 	char buf[256] = "";
 
-	make_rules(4, 4096, NULL, &g, &p);
+	make_rules(GEN_V4, 4096, NULL, &g, &p);
 	if (pipe(fd))
 		die("pipe");
 	fflush(NULL);
@@ -1434,7 +1588,7 @@ static void usage(void)
 		"usage: bench_datapath [--quick] [--repeat N] [--runs N] [--sizes A,B,..]\n"
 		"                      [--big N] [--flows N] [--only nacl,set,sg,ctl]\n"
 		"                      [--md FILE] [--bare-obj FILE] [--tmpdir DIR]\n"
-		"       bench_datapath --write-rules FILE --rules N [--family 4|6]\n"
+		"       bench_datapath --write-rules FILE --rules N [--kind v4|v4shared|v6]\n"
 		"                      [--set-file PATH --set-size N]\n");
 	exit(1);
 }
@@ -1463,13 +1617,13 @@ int main(int argc, char **argv)
 		{ "only", required_argument, 0, 'o' },	  { "md", required_argument, 0, 'm' },
 		{ "bare-obj", required_argument, 0, 'B' }, { "tmpdir", required_argument, 0, 't' },
 		{ "write-rules", required_argument, 0, 'w' },
-		{ "rules", required_argument, 0, 'N' },	  { "family", required_argument, 0, 'f' },
+		{ "rules", required_argument, 0, 'N' },	  { "kind", required_argument, 0, 'f' },
 		{ "set-file", required_argument, 0, 'S' },
 		{ "set-size", required_argument, 0, 'Z' },
 		{ "help", no_argument, 0, 'h' },	  { 0 } };
 	const char *write_rules = NULL, *set_file = NULL;
 	size_t nrules = 1000, set_size = 0;
-	int family = 4, c;
+	int kind = GEN_V4, c;
 	struct bpf_object *obj;
 	struct bpf_program *prog;
 	char tmpl[] = "/tmp/moat-bench-XXXXXX";
@@ -1524,7 +1678,9 @@ int main(int argc, char **argv)
 			nrules = strtoul(optarg, NULL, 0);
 			break;
 		case 'f':
-			family = atoi(optarg);
+			for (kind = 0; kind < GEN_NKINDS; kind++)
+				if (!strcmp(optarg, gen_kind_name[kind]))
+					break;
 			break;
 		case 'S':
 			set_file = optarg;
@@ -1537,7 +1693,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (cfg.runs < 1 || !cfg.repeat || !cfg.nsizes || cfg.new_flows < 10 ||
-	    (family != 4 && family != 6))
+	    kind >= GEN_NKINDS)
 		usage();
 
 	if (write_rules) {
@@ -1545,11 +1701,11 @@ int main(int argc, char **argv)
 		FILE *f;
 
 		if (set_file && set_size)
-			gen_set_file(set_file, family, set_size);
+			gen_set_file(set_file, gen_family(kind), set_size);
 		f = fopen(write_rules, "w");
 		if (!f)
 			die("%s: %s", write_rules, strerror(errno));
-		gen_rules(f, family, nrules, set_file, &g);
+		gen_rules(f, kind, nrules, set_file, &g);
 		if (fclose(f))
 			die("%s: %s", write_rules, strerror(errno));
 		return 0;
@@ -1588,8 +1744,7 @@ int main(int argc, char **argv)
 	if (section_on("sg"))
 		bench_sg();
 	if (section_on("ctl")) {
-		if (cfg.big)
-			bench_big_reload();
+		bench_ctl_apply();
 		bench_lint();
 	}
 	/* "new flow" figures are an excess over bare: add the final bare */

@@ -512,12 +512,12 @@ int sg_pkt_format(const struct sg_pkt *pkt, char *buf, size_t len)
 {
 	const struct packet *p = &pkt->p;
 	const struct sg_quote *q = &pkt->q;
-	char s[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN], pn[8], fl[12];
+	char s[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN], pbuf[8], fl[12];
+	const char *pn = m_proto_name(p->family, p->proto, pbuf, sizeof(pbuf));
 	int n;
 
 	m_addr(p->family, p->src, s, sizeof(s));
 	m_addr(p->family, p->dst, d, sizeof(d));
-	m_proto_name(p->family, p->proto, pn, sizeof(pn));
 	if (p->frag) {
 		n = snprintf(buf, len, "%s %s > %s frag", pn, s, d);
 	} else if (p->proto == M_PROTO_TCP) {
@@ -537,12 +537,12 @@ int sg_pkt_format(const struct sg_pkt *pkt, char *buf, size_t len)
 	if (n < 0 || (size_t)n >= len)
 		return n;
 	if (q->present && !p->frag && m_is_icmp(p->family, p->proto)) {
-		char qs[INET6_ADDRSTRLEN], qd[INET6_ADDRSTRLEN], qp[8];
+		char qs[INET6_ADDRSTRLEN], qd[INET6_ADDRSTRLEN], qbuf[8];
+		const char *qp = m_proto_name(p->family, q->proto, qbuf, sizeof(qbuf));
 		int k;
 
 		m_addr(p->family, q->src, qs, sizeof(qs));
 		m_addr(p->family, q->dst, qd, sizeof(qd));
-		m_proto_name(p->family, q->proto, qp, sizeof(qp));
 		k = snprintf(buf + n, len - n,
 			     " quoting {%s [%s]:%u > [%s]:%u icmp %d id %u; ihl %u ext %d cut %u "
 			     "l4 %u}",

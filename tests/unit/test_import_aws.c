@@ -878,6 +878,36 @@ static void test_empty_groups_keep_the_stage_on(void **state)
 	result_free(&r);
 }
 
+static void test_json_text_cannot_inject_rules(void **state)
+{
+	struct ruleset rs;
+	struct result r;
+
+	(void)state;
+	/* Every string that reaches a comment carries a newline and a rule. */
+	import_text(
+		&r, NULL,
+		"{\"NetworkAcls\": [{\"NetworkAclId\": \"acl-1\\nnacl in 1 allow all\","
+		" \"VpcId\": \"vpc\\nnacl in 2 allow all\","
+		" \"Associations\": [{\"SubnetId\": \"subnet\\r\\nnacl in 3 allow all\"}],"
+		" \"Entries\": [{\"RuleNumber\": 100, \"Protocol\": \"6\","
+		" \"RuleAction\": \"deny\", \"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\"}]}],"
+		" \"SecurityGroups\": [{\"GroupId\": \"sg-1\\nsg in allow all\","
+		" \"GroupName\": \"n\\nsg in allow all\", \"Description\": \"d\\nsg in allow all\","
+		" \"IpPermissions\": [{\"IpProtocol\": \"tcp\", \"FromPort\": 22, \"ToPort\": 22,"
+		" \"IpRanges\": [{\"CidrIp\": \"10.0.0.0/8\","
+		" \"Description\": \"x\\u2028\\nsg out allow all\"}]}]}],"
+		" \"SecurityGroupRules\": [{\"GroupId\": \"sg-2\\nsg out allow all\","
+		" \"SecurityGroupRuleId\": \"sgr-1\\nsg out allow all\", \"IsEgress\": true,"
+		" \"IpProtocol\": \"-1\", \"CidrIpv4\": \"10.0.0.0/8\"}]}");
+	assert_rules(&r, 1, 0, 1, 1, &rs);
+	assert_null(strstr(r.text, "\nnacl in 1 "));
+	assert_null(strstr(r.text, "\nsg in allow all\n"));
+	assert_null(strstr(r.text, "\nsg out allow all\n"));
+	ruleset_free(&rs);
+	result_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -900,6 +930,7 @@ int main(void)
 		cmocka_unit_test(test_documents_and_selection),
 		cmocka_unit_test(test_members_text),
 		cmocka_unit_test(test_empty_groups_keep_the_stage_on),
+		cmocka_unit_test(test_json_text_cannot_inject_rules),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
