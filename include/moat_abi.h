@@ -180,6 +180,7 @@ struct moat_dir_counters {
 	__u64 ct_expired;	 /* expired entry found and replaced */
 	__u64 ct_related;	 /* ICMP errors allowed with their flow */
 	__u64 ct_create_failed;	 /* entry could not be inserted */
+	__u64 ct_promoted;	 /* half-open entries confirmed by a reply */
 };
 
 /* Conntrack: the key is the flow in canonical order (lower endpoint first). */

@@ -33,7 +33,9 @@ static int unpin_all(const char *dir, bool keep_state)
 	size_t i;
 
 	for (i = 0; i < MOAT_NMAPS; i++) {
-		if (keep_state && !strcmp(moat_map_names[i], "conntrack"))
+		if (keep_state && (!strcmp(moat_map_names[i], "conntrack") ||
+				   !strcmp(moat_map_names[i], "ct_pending") ||
+				   !strcmp(moat_map_names[i], "meta")))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, moat_map_names[i]);
 		unlink(path);
@@ -45,6 +47,38 @@ static int unpin_all(const char *dir, bool keep_state)
 	if (!keep_state)
 		return rmdir(dir) ? -errno : 0;
 	return 0;
+}
+
+/* Is the XDP program pinned at @path attached to @ifindex right now? */
+static bool pins_are_live(const char *path, unsigned ifindex)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+	struct xdp_multiprog *mp;
+	struct xdp_program *p;
+	bool live = false;
+	int fd = bpf_obj_get(path);
+
+	if (fd < 0)
+		return false;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		close(fd);
+		return true; /* cannot tell: do not touch */
+	}
+	close(fd);
+	mp = xdp_multiprog__get_from_ifindex(ifindex);
+	if (libxdp_get_error(mp))
+		return false;
+	if (xdp_multiprog__is_legacy(mp)) {
+		p = xdp_multiprog__main_prog(mp);
+		live = p && xdp_program__id(p) == info.id;
+	} else {
+		for (p = xdp_multiprog__next_prog(NULL, mp); p && !live;
+		     p = xdp_multiprog__next_prog(p, mp))
+			live = xdp_program__id(p) == info.id;
+	}
+	xdp_multiprog__close(mp);
+	return live;
 }
 
 static int pin_maps(struct moat_bpf *skel, const char *dir, const struct moat_maps *reused,
@@ -70,36 +104,71 @@ static int pin_maps(struct moat_bpf *skel, const char *dir, const struct moat_ma
 	return 0;
 }
 
-/* A conntrack table kept by `detach --keep-state`, if its layout matches. */
-static int reuse_kept_conntrack(const char *dir, uint32_t ct_max, struct moat_maps *reuse,
-				char *err, size_t errlen)
+/* One kept table: reuse it when its layout and size are what we want. */
+static int reuse_kept_table(const char *dir, const char *name, uint32_t want_max, int *fd_out)
 {
 	struct bpf_map_info info = { 0 };
 	__u32 len = sizeof(info);
 	char path[700];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/conntrack", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return 0;
 	if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
 	    info.key_size == sizeof(struct moat_ct_key) &&
-	    info.value_size == sizeof(struct moat_ct_value) && info.max_entries == ct_max &&
+	    info.value_size == sizeof(struct moat_ct_value) && info.max_entries == want_max &&
 	    info.type == BPF_MAP_TYPE_LRU_HASH) {
-		reuse->conntrack = fd;
+		*fd_out = fd;
 		return 1;
 	}
 	close(fd);
 	fprintf(stderr,
-		"moat: the kept connection table at %s has another layout or size "
-		"(key %u, value %u, %u entries; this moat wants %zu, %zu, %u): starting a new one\n",
+		"moat: the kept table %s has another layout or size (key %u, value %u, %u "
+		"entries; this moat uses %zu, %zu, %u): starting a new one\n",
 		path, info.key_size, info.value_size, info.max_entries,
-		sizeof(struct moat_ct_key), sizeof(struct moat_ct_value), ct_max);
+		sizeof(struct moat_ct_key), sizeof(struct moat_ct_value), want_max);
 	unlink(path);
-	(void)err;
-	(void)errlen;
 	return 0;
+}
+
+/*
+ * Connection tables kept by `detach --keep-state`. They are reused only
+ * when the kept `meta` says they were written with this moat's ABI version
+ * (same key and value layout), else they are discarded, and said so: a
+ * layout change must never be misread as connections.
+ */
+static int reuse_kept_conntrack(const char *dir, uint32_t ct_max, struct moat_maps *reuse)
+{
+	uint32_t pending_max = ct_max / 4 > 1024 ? ct_max / 4 : 1024;
+	struct moat_meta meta = { 0 };
+	char path[700];
+	__u32 zero = 0;
+	int fd, ok = 0;
+
+	snprintf(path, sizeof(path), "%s/meta", dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	if (bpf_map_lookup_elem(fd, &zero, &meta) == 0 && meta.abi_version == MOAT_ABI_VERSION)
+		ok = 1;
+	close(fd);
+	unlink(path);
+	if (!ok) {
+		fprintf(stderr,
+			"moat: the kept connection tables in %s were written by a moat with "
+			"another table layout (ABI %u, this is %u): starting new ones\n",
+			dir, meta.abi_version, MOAT_ABI_VERSION);
+		snprintf(path, sizeof(path), "%s/conntrack", dir);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/ct_pending", dir);
+		unlink(path);
+		return 0;
+	}
+	ok = reuse_kept_table(dir, "conntrack", ct_max, &reuse->conntrack);
+	ok += reuse_kept_table(dir, "ct_pending", pending_max, &reuse->ct_pending);
+	return ok;
 }
 
 static uint32_t stat_slots_for(const struct ruleset *rs)
@@ -144,9 +213,16 @@ int attach_iface(const char *ifname, const struct ruleset *rs, enum attach_mode 
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, MOAT_PIN_XDP);
 	if (access(path, F_OK) == 0) {
-		snprintf(err, errlen, "moat is already attached to %s (use `moat reload`)", ifname);
-		rc = -EEXIST;
-		goto out;
+		if (pins_are_live(path, ifindex)) {
+			snprintf(err, errlen, "moat is already attached to %s (use `moat reload`)",
+				 ifname);
+			rc = -EEXIST;
+			goto out;
+		}
+		/* Pins of an interface that went away (or was detached behind
+		 * moat's back): nothing uses them, start afresh. */
+		fprintf(stderr, "moat: removing stale pins in %s\n", dir);
+		unpin_all(dir, false);
 	}
 	{
 		char root[300];
@@ -166,7 +242,7 @@ int attach_iface(const char *ifname, const struct ruleset *rs, enum attach_mode 
 	/* 1. Maps only, pinned. */
 	o.ct_max = rs->settings.ct_max;
 	o.stat_slots = stat_slots_for(rs);
-	if (reuse_kept_conntrack(dir, o.ct_max, &reuse, err, errlen) > 0)
+	if (reuse_kept_conntrack(dir, o.ct_max, &reuse) > 0)
 		o.reuse = &reuse;
 	rc = dp_skel_open(&maps_skel, &o, err, errlen);
 	if (rc)

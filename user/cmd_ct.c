@@ -117,7 +117,7 @@ static int ct_flush(const char *ifname, bool json)
 	struct moat_maps maps;
 	size_t n = 0;
 	char err[512];
-	int rc;
+	int rc, t;
 
 	rc = pin_open_maps(ifname, &maps, err, sizeof(err));
 	if (rc) {
@@ -126,12 +126,16 @@ static int ct_flush(const char *ifname, bool json)
 	}
 	/* Deleting the first key each time stays correct while entries are
 	 * being added concurrently. */
-	while (bpf_map_get_next_key(maps.conntrack, NULL, &next) == 0) {
-		key = next;
-		if (bpf_map_delete_elem(maps.conntrack, &key) == 0)
-			n++;
-		else if (errno != ENOENT)
-			break;
+	for (t = 0; t < 2; t++) {
+		int fd = t ? maps.ct_pending : maps.conntrack;
+
+		while (bpf_map_get_next_key(fd, NULL, &next) == 0) {
+			key = next;
+			if (bpf_map_delete_elem(fd, &key) == 0)
+				n++;
+			else if (errno != ENOENT)
+				break;
+		}
 	}
 	moat_maps_close(&maps);
 	if (json) {

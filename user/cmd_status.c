@@ -91,7 +91,7 @@ static int status_one(const char *ifname, bool json, struct json_object *arr)
 {
 	struct moat_gen_config cfg;
 	struct moat_maps maps;
-	size_t used = 0, max = 0;
+	size_t used = 0, max = 0, pend = 0, pend_max = 0;
 	unsigned gen = 0;
 	unsigned long long mem;
 	char err[512], b[32];
@@ -113,7 +113,7 @@ static int status_one(const char *ifname, bool json, struct json_object *arr)
 		return rc;
 	}
 	rc = gen_live(&maps, &gen, &cfg);
-	readout_ct_usage(&maps, &used, &max);
+	readout_ct_usage(&maps, &used, &max, &pend, &pend_max);
 	mem = maps_memlock(&maps, gen);
 	moat_maps_close(&maps);
 	if (rc) {
@@ -140,6 +140,8 @@ static int status_one(const char *ifname, bool json, struct json_object *arr)
 		json_object_object_add(o, "rules", r);
 		json_object_object_add(ct, "entries", json_object_new_int64((int64_t)used));
 		json_object_object_add(ct, "max", json_object_new_int64((int64_t)max));
+		json_object_object_add(ct, "pending", json_object_new_int64((int64_t)pend));
+		json_object_object_add(ct, "pending_max", json_object_new_int64((int64_t)pend_max));
 		json_object_object_add(o, "conntrack", ct);
 		json_object_object_add(o, "map_memory_bytes", json_object_new_uint64(mem));
 		json_object_array_add(arr, o);
@@ -151,7 +153,8 @@ static int status_one(const char *ifname, bool json, struct json_object *arr)
 		       cfg.stage_on & 1 ? "on" : "off", cfg.nrules[0], cfg.nrules[1]);
 		printf("  sg   %-3s  in %u rules, out %u rules\n",
 		       cfg.stage_on & 2 ? "on" : "off", cfg.nrules[2], cfg.nrules[3]);
-		printf("  conntrack %zu / %zu entries\n", used, max);
+		printf("  conntrack %zu / %zu established, %zu / %zu half-open\n", used, max,
+		       pend, pend_max);
 		printf("  map memory %s\n", out_bytes(mem, b, sizeof(b)));
 	}
 	return 0;

@@ -6,6 +6,7 @@
  * nothing and creates no connection entry, so tracing on a live interface
  * changes nothing.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,35 @@ static const struct rule *find_rule(const struct ruleset *rs, int stage, int dir
 	return NULL;
 }
 
+/* "proto lo-endpoint <-> hi-endpoint" of a connection-tracking key. */
+static void ct_key_text(const struct moat_ct_key *k, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN], proto[16];
+	int af = k->family == 4 ? AF_INET : AF_INET6;
+
+	inet_ntop(af, k->addr_lo, a, sizeof(a));
+	inet_ntop(af, k->addr_hi, b, sizeof(b));
+	rule_proto_name(k->proto, proto, sizeof(proto));
+	snprintf(buf, len, k->family == 6 ? "%s [%s]:%u <-> [%s]:%u" : "%s %s:%u <-> %s:%u", proto,
+		 a, ntohs(k->port_lo), b, ntohs(k->port_hi));
+}
+
+static const char *ct_state_text(unsigned st)
+{
+	switch (st) {
+	case MOAT_CT_NEW:
+		return "new";
+	case MOAT_CT_SYN_SENT:
+		return "syn-sent";
+	case MOAT_CT_ESTABLISHED:
+		return "established";
+	case MOAT_CT_CLOSING:
+		return "closing";
+	default:
+		return "unknown";
+	}
+}
+
 static void print_text(const struct moat_trace *t, int dir, const char *pkt,
 		       const struct ruleset *rs)
 {
@@ -114,11 +144,14 @@ static void print_text(const struct moat_trace *t, int dir, const char *pkt,
 			       r ? "   " : "", r ? line : "");
 			break;
 		case MOAT_SG_BY_CONNTRACK:
-			printf("  sg   %-3s: allowed by a tracked connection (state %u)\n", d,
-			       t->ct_state);
+			ct_key_text(&t->ct_key, line, sizeof(line));
+			printf("  sg   %-3s: allowed by the tracked connection %s (%s)\n", d, line,
+			       ct_state_text(t->ct_state));
 			break;
 		case MOAT_SG_BY_RELATED:
-			printf("  sg   %-3s: ICMP error quoting a tracked connection\n", d);
+			ct_key_text(&t->ct_key, line, sizeof(line));
+			printf("  sg   %-3s: an ICMP error quoting the tracked connection %s\n", d,
+			       line);
 			break;
 		case MOAT_SG_BY_NONE:
 			printf("  sg   %-3s: no rule allows it and no tracked connection\n", d);
@@ -169,6 +202,20 @@ static void print_json(const struct moat_trace *t, int dir, const char *pkt, con
 				       json_object_new_int(t->sg_number) :
 				       NULL);
 	json_object_object_add(s, "related", json_object_new_boolean(t->sg_by == MOAT_SG_BY_RELATED));
+	if (t->sg_on && (t->sg_by == MOAT_SG_BY_CONNTRACK || t->sg_by == MOAT_SG_BY_RELATED)) {
+		struct json_object *e = json_object_new_object();
+		char buf[200];
+
+		ct_key_text(&t->ct_key, buf, sizeof(buf));
+		json_object_object_add(e, "flow", json_object_new_string(buf));
+		json_object_object_add(e, "state", json_object_new_string(
+							   t->sg_by == MOAT_SG_BY_RELATED ?
+								   "related" :
+								   ct_state_text(t->ct_state)));
+		json_object_object_add(s, "entry", e);
+	} else {
+		json_object_object_add(s, "entry", NULL);
+	}
 	json_object_object_add(o, "sg", s);
 	out_json(o);
 }

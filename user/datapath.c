@@ -77,8 +77,11 @@ int dp_skel_open(struct moat_bpf **out, const struct dp_open_opts *o, char *err,
 		return rc;
 	}
 	skel->rodata->moat_trace_mode = o->trace_mode;
-	if (o->ct_max)
+	if (o->ct_max) {
 		bpf_map__set_max_entries(skel->maps.conntrack, o->ct_max);
+		bpf_map__set_max_entries(skel->maps.ct_pending,
+					 o->ct_max / 4 > 1024 ? o->ct_max / 4 : 1024);
+	}
 	if (o->stat_slots)
 		bpf_map__set_max_entries(skel->maps.rule_stats, o->stat_slots);
 	if (o->reuse) {

@@ -15,6 +15,7 @@
  * packet still running on the old generation keeps valid maps.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -302,6 +303,49 @@ static int fill_array(int fd, const void *vals, size_t n, size_t vsize)
 	return rc;
 }
 
+/*
+ * Fill an LPM trie from @n image entries of @stride bytes (key at 0, a u32
+ * vector id at @voff), in batches: one syscall per 64k prefixes instead of
+ * one per prefix matters for sets of a million.
+ */
+static int fill_lpm(int fd, const void *entries, size_t n, size_t stride, size_t ksize,
+		    size_t voff)
+{
+	const size_t chunk = 65536;
+	char *keys = malloc(chunk * ksize);
+	__u32 *vals = malloc(chunk * sizeof(*vals));
+	size_t i, j;
+	int rc = 0;
+
+	if (!keys || !vals) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n && !rc; i += chunk) {
+		__u32 cnt = n - i < chunk ? n - i : chunk;
+
+		for (j = 0; j < cnt; j++) {
+			const char *e = (const char *)entries + (i + j) * stride;
+
+			memcpy(keys + j * ksize, e, ksize);
+			memcpy(&vals[j], e + voff, sizeof(*vals));
+		}
+		if (bpf_map_update_batch(fd, keys, vals, &cnt, NULL)) {
+			/* Kernels without batch ops on tries: one at a time. */
+			for (j = 0; j < (n - i < chunk ? n - i : chunk); j++) {
+				if (bpf_map_update_elem(fd, keys + j * ksize, &vals[j], BPF_ANY)) {
+					rc = -errno;
+					break;
+				}
+			}
+		}
+	}
+out:
+	free(keys);
+	free(vals);
+	return rc;
+}
+
 enum { IN_LPM4, IN_LPM6, IN_L4, IN_VECS, IN_WORDS, IN_RULES, IN_COUNT };
 
 static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
@@ -327,14 +371,13 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 		if (fds[i] < 0)
 			return fds[i];
 
-	for (i = 0; i < img->nlpm4; i++)
-		if (bpf_map_update_elem(fds[IN_LPM4], &img->lpm4[i].key, &img->lpm4[i].vid,
-					BPF_ANY))
-			return -errno;
-	for (i = 0; i < img->nlpm6; i++)
-		if (bpf_map_update_elem(fds[IN_LPM6], &img->lpm6[i].key, &img->lpm6[i].vid,
-					BPF_ANY))
-			return -errno;
+	rc = fill_lpm(fds[IN_LPM4], img->lpm4, img->nlpm4, sizeof(img->lpm4[0]),
+		      sizeof(img->lpm4[0].key), offsetof(struct image_lpm4, vid));
+	if (!rc)
+		rc = fill_lpm(fds[IN_LPM6], img->lpm6, img->nlpm6, sizeof(img->lpm6[0]),
+			      sizeof(img->lpm6[0].key), offsetof(struct image_lpm6, vid));
+	if (rc)
+		return rc;
 	rc = fill_array(fds[IN_L4], img->l4, MOAT_L4_ENTRIES, 4);
 	if (!rc)
 		rc = fill_array(fds[IN_VECS], img->vecs, img->nvecs, sizeof(struct moat_vec));

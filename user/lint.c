@@ -13,9 +13,12 @@
  * and have their SYN-ACK pass out?") are answered by walking a region
  * through a table of rules in order: each rule takes the part of the region
  * it matches and the rest moves on, split into boxes where the rule cuts
- * it. That is exact, and fast enough because a walk only visits the rules
- * whose bounding box meets the region. Work is bounded per question; a
- * question cut short is reported as unknown, never guessed.
+ * it. That is exact. It is fast enough for thousands of rules because a
+ * walk first keeps only the boxes that meet the region's bounding box and
+ * then scans compact keys, not boxes; and because a walk that only asks
+ * what no rule takes (a set difference) tries the widest rules first,
+ * which cut the region into the fewest pieces. Work is bounded per
+ * question; a question cut short is reported as unknown, never guessed.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -49,6 +52,8 @@ enum { LD_PROTO = 0, LD_STATE, LD_SRC, LD_DST, LD_A, LD_B, LD_N };
 #define DEFAULT_BUDGET 2000000UL
 /* The first, quick try at a rule's own packet (see analyse_table()). */
 #define QUICK_BUDGET 2000UL
+/* Looking for a witness the stage before lets through (see stage_before()). */
+#define PREFER_BUDGET 20000UL
 #define DEFAULT_MAX_SPANS 8
 /* A hole's region is listed up to this many pieces (before coalescing). */
 #define HOLE_PARTS 256
@@ -70,6 +75,10 @@ struct lreg {
 	size_t n, cap;
 };
 
+struct ivl {
+	u128 lo, hi;
+};
+
 struct lrule {
 	const struct rule *r;
 	int idx; /* in ruleset.rules */
@@ -77,12 +86,22 @@ struct lrule {
 	struct lbox bb[2]; /* bounding box per family (index 0: IPv4) */
 	bool has[2];
 	bool ret; /* an allow rule that looks written for return traffic */
+	/*
+	 * A set on one side (src or dst) and one range on the other: the
+	 * boxes differ only in that field. Walks then take the rule as one
+	 * box, @setbox, whose field @set_dim is the union @set, so a block
+	 * list of 10,000 prefixes costs one binary search, not 10,000 tests.
+	 */
+	struct ivl *set[2];
+	size_t nset[2];
+	int set_dim[2];
+	struct lbox setbox[2];
 };
 
 /*
  * The small fields of a box as 32-bit bounds, the family folded into the
  * protocol: most pairs of boxes are told apart by these alone, and a key
- * is a seventh of a box, so a walk scans keys, not boxes.
+ * is a sixth of the size of a box, so scanning keys stays in the cache.
  */
 enum { LK_PROTO = 0, LK_STATE, LK_A, LK_B, LK_N };
 
@@ -99,6 +118,9 @@ struct lcand {
 	u128 slo, shi, dlo, dhi;
 	const struct lbox *box;
 	const struct lrule *rule;
+	const struct ivl *set; /* NULL, or box's field set_dim is this union */
+	size_t nset;
+	int set_dim;
 };
 
 /* A list of rules as one flat array of their boxes, in order. */
@@ -125,7 +147,6 @@ struct witem {
 	size_t k; /* the next candidate to try */
 };
 
-
 /* any_order: a candidate's share of the region's bounding box, for sorting */
 struct lcover {
 	double cover;
@@ -145,6 +166,9 @@ struct lctx {
 	struct lcover *cover;
 	struct witem *stk;
 	size_t stk_cap;
+	char incomplete[160];		 /* the first questions the budget cut short */
+	const struct lrule *incomplete_rules[LINT_MAX_REFS];
+	size_t nincomplete_rules;
 	uint16_t eph_lo, eph_hi;	 /* the peer's ephemeral ports */
 	uint16_t leph_lo, leph_hi;	 /* this host's */
 };
@@ -164,7 +188,8 @@ struct walk {
 	 * it falls apart into fewer pieces.
 	 */
 	bool any_order;
-	size_t rest_cap; /* stop once w->rest holds this many parts (0: never) */
+	/* stop once w->rest or w->allow holds this many parts (0: never) */
+	size_t rest_cap, allow_cap;
 	bool capped;
 	bool found;
 	struct lbox found_box;
@@ -414,10 +439,6 @@ static int box_cmp(const void *pa, const void *pb)
 
 /* ---- addresses -------------------------------------------------------- */
 
-struct ivl {
-	u128 lo, hi;
-};
-
 static u128 addr_to_u128(int fam, const uint8_t *a)
 {
 	int i, n = fam == 4 ? 4 : 16;
@@ -575,6 +596,22 @@ static int rule_compile(struct lctx *c, struct lrule *lr, const struct rule *r, 
 				box_set(&b, LD_DST, d[j].lo, d[j].hi);
 				err = reg_push(&lr->boxes, &b);
 			}
+		if (!err && ns && nd && (ns > 1) != (nd > 1)) {
+			int fi = fam_idx(fams[f]), dim = ns > 1 ? LD_SRC : LD_DST;
+			struct ivl *v = ns > 1 ? s : d;
+			size_t n = ns > 1 ? ns : nd;
+
+			box_set(&b, LD_SRC, s[0].lo, s[ns - 1].hi);
+			box_set(&b, LD_DST, d[0].lo, d[nd - 1].hi);
+			lr->setbox[fi] = b;
+			lr->set[fi] = v;
+			lr->nset[fi] = n;
+			lr->set_dim[fi] = dim;
+			if (v == s)
+				s = NULL;
+			else
+				d = NULL;
+		}
 		free(s);
 		free(d);
 		s = d = NULL;
@@ -782,8 +819,16 @@ static int flat_build(struct lflat *f, struct lrule *const *v, size_t n)
 	for (i = 0; i < n; i++) {
 		for (j = 0; j < v[i]->boxes.n; j++) {
 			const struct lbox *b = &v[i]->boxes.v[j];
-			struct lcand *e = &f->e[f->n++];
+			int fi = fam_idx(b->fam);
+			struct lcand *e;
 
+			/* a set rule: one entry per family, for its first box */
+			if (v[i]->set[fi]) {
+				if (j && v[i]->boxes.v[j - 1].fam == b->fam)
+					continue;
+				b = &v[i]->setbox[fi];
+			}
+			e = &f->e[f->n++];
 			box_key(b, &e->key);
 			e->slo = b->lo[LD_SRC];
 			e->shi = b->hi[LD_SRC];
@@ -791,27 +836,38 @@ static int flat_build(struct lflat *f, struct lrule *const *v, size_t n)
 			e->dhi = b->hi[LD_DST];
 			e->box = b;
 			e->rule = v[i];
+			e->set = v[i]->set[fi];
+			e->nset = v[i]->nset[fi];
+			e->set_dim = v[i]->set_dim[fi];
 		}
 		f->end[i + 1] = f->n;
 	}
 	return 0;
 }
 
-/* The share of @q's volume that @b covers, field by field (both meet). */
-static double box_cover(const struct lbox *b, const struct lbox *q)
+static double share(u128 lo, u128 hi, u128 qlo, u128 qhi)
 {
-	double share = 1.0;
-	int d;
+	if (lo < qlo)
+		lo = qlo;
+	if (hi > qhi)
+		hi = qhi;
+	/* widths as hi - lo: a full IPv6 range has no hi - lo + 1 */
+	return qhi > qlo ? ((double)(hi - lo) + 1.0) / ((double)(qhi - qlo) + 1.0) : 1.0;
+}
 
-	for (d = 0; d < LD_N; d++) {
-		u128 lo = b->lo[d] > q->lo[d] ? b->lo[d] : q->lo[d];
-		u128 hi = b->hi[d] < q->hi[d] ? b->hi[d] : q->hi[d];
+/*
+ * The share of @q's volume (key @qk) that candidate @cd covers, field by
+ * field, from the candidate alone: its box may be far away in memory.
+ */
+static double cand_cover(const struct lcand *cd, const struct lkey *qk, const struct lbox *q)
+{
+	double v = share(cd->slo, cd->shi, q->lo[LD_SRC], q->hi[LD_SRC]) *
+		   share(cd->dlo, cd->dhi, q->lo[LD_DST], q->hi[LD_DST]);
+	int i;
 
-		/* widths as hi - lo: a full IPv6 range has no hi - lo + 1 */
-		if (q->hi[d] > q->lo[d])
-			share *= ((double)(hi - lo) + 1.0) / ((double)(q->hi[d] - q->lo[d]) + 1.0);
-	}
-	return share;
+	for (i = 0; i < LK_N; i++)
+		v *= share(cd->key.lo[i], cd->key.hi[i], qk->lo[i], qk->hi[i]);
+	return v;
 }
 
 static int cand_cmp(const void *pa, const void *pb)
@@ -840,11 +896,17 @@ static int stk_push(struct lctx *c, size_t *sp, const struct lbox *b, size_t k)
 	return 0;
 }
 
+/* Do the addresses of candidate @cd meet those of @b? */
+static bool cand_addr_meets(const struct lcand *cd, const struct lbox *b)
+{
+	return cd->slo <= b->hi[LD_SRC] && b->lo[LD_SRC] <= cd->shi && cd->dlo <= b->hi[LD_DST] &&
+	       b->lo[LD_DST] <= cd->dhi;
+}
+
 /* Does candidate @cd meet @b (whose key is @k)? */
 static bool cand_meets(const struct lcand *cd, const struct lkey *k, const struct lbox *b)
 {
-	return key_meets(&cd->key, k) && cd->slo <= b->hi[LD_SRC] && b->lo[LD_SRC] <= cd->shi &&
-	       cd->dlo <= b->hi[LD_DST] && b->lo[LD_DST] <= cd->dhi;
+	return key_meets(&cd->key, k) && cand_addr_meets(cd, b);
 }
 
 static int walk_take(struct walk *w, const struct lrule *lr, const struct lbox *part,
@@ -866,12 +928,121 @@ static int walk_take(struct walk *w, const struct lrule *lr, const struct lbox *
 	return to ? reg_push(to, &m) : 0;
 }
 
+/* The first interval of @v[0..n) that ends at or after @x. */
+static size_t ivl_find(const struct ivl *v, size_t n, u128 x)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid].hi < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* A part a set candidate leaves: the first goes on in @p, the rest wait. */
+static int set_left(struct lctx *c, struct lbox *p, const struct lbox *part, bool *have,
+		    size_t next, size_t *sp)
+{
+	if (*have)
+		return stk_push(c, sp, part, next);
+	*p = *part;
+	*have = true;
+	return 0;
+}
+
 /*
- * Walk region @q through the first @w->n rules of @w->fl in order: each
- * rule takes the part of what is left that it matches (to w->allow or
- * w->deny by its action) and the rest goes on, cut into boxes around the
- * rule's box. What no rule takes goes to w->rest. Depth first, so a search
- * for one untaken packet (stop_at_rest) ends as soon as it meets one.
+ * One walk step against a set candidate: the rule takes the parts of @p
+ * inside its box whose set field lies in one of its intervals; what is
+ * left is @p outside the box (box_minus() against the box with the set
+ * field whole) and the gaps between the intervals. The first of those
+ * goes on in @p, the others are pushed to resume at candidate @next.
+ * @whole: nothing is left.
+ */
+static int walk_set(struct lctx *c, struct walk *w, const struct lcand *cd, struct lbox *p,
+		    size_t next, size_t *sp, bool *whole)
+{
+	int d = cd->set_dim, n, j, err;
+	struct lbox full = *cd->box, in, m, parts[2 * LD_N];
+	size_t k = ivl_find(cd->set, cd->nset, p->lo[d]), first = k;
+	bool have = false;
+	u128 start;
+
+	*whole = false;
+	if (k == cd->nset || cd->set[k].lo > p->hi[d])
+		return 0; /* between its intervals */
+	full.lo[d] = 0;
+	full.hi[d] = addr_max(p->fam);
+	box_and(p, &full, &in);
+
+	/* what it takes */
+	for (; k < cd->nset && cd->set[k].lo <= in.hi[d]; k++) {
+		if (!c->left)
+			return ERR_BUDGET;
+		c->left--;
+		m = in;
+		if (m.lo[d] < cd->set[k].lo)
+			m.lo[d] = cd->set[k].lo;
+		if (m.hi[d] > cd->set[k].hi)
+			m.hi[d] = cd->set[k].hi;
+		err = walk_take(w, cd->rule, &m, &m);
+		if (err)
+			return err;
+		if (w->stop_at_allow && cd->rule->r->action == RULE_ALLOW) {
+			w->found = true;
+			w->found_box = m;
+			return 0;
+		}
+		if (w->allow_cap && w->allow && w->allow->n >= w->allow_cap) {
+			w->capped = true;
+			return 0;
+		}
+	}
+
+	/* what is left: outside the box, then the gaps between intervals */
+	n = box_covers(&full, p) ? 0 : box_minus(p, &full, parts);
+	for (j = 0; j < n; j++) {
+		err = set_left(c, p, &parts[j], &have, next, sp);
+		if (err)
+			return err;
+	}
+	start = in.lo[d];
+	for (k = first; k < cd->nset && cd->set[k].lo <= in.hi[d]; k++) {
+		/* lo > start >= 0 and hi < in.hi: neither bound wraps */
+		if (cd->set[k].lo > start) {
+			m = in;
+			m.lo[d] = start;
+			m.hi[d] = cd->set[k].lo - 1;
+			err = set_left(c, p, &m, &have, next, sp);
+			if (err)
+				return err;
+		}
+		if (cd->set[k].hi >= in.hi[d])
+			break;
+		start = cd->set[k].hi + 1;
+	}
+	if (k == cd->nset || cd->set[k].lo > in.hi[d]) {
+		m = in;
+		m.lo[d] = start;
+		err = set_left(c, p, &m, &have, next, sp);
+		if (err)
+			return err;
+	}
+	*whole = !have;
+	return 0;
+}
+
+/*
+ * Walk region @q through the first @w->n rules of @w->fl (and of @w->fl2)
+ * in order: each rule takes the part of what is left that it matches (to
+ * w->allow or w->deny by its action) and the rest goes on, cut into boxes
+ * around the rule's box. What no rule takes goes to w->rest. Depth first,
+ * so a search for one untaken packet (stop_at_rest) ends as soon as it
+ * meets one. Returns 0, -ENOMEM or ERR_BUDGET (c->left ran out).
  */
 static int walk_run(struct lctx *c, struct walk *w, const struct lreg *q)
 {
@@ -921,8 +1092,9 @@ static int walk_run(struct lctx *c, struct walk *w, const struct lreg *q)
 		struct lcand *t;
 
 		for (i = 0; i < ncand; i++) {
-			c->cover[i].cover = box_cover(c->cand[i].box,
-						      &qbb[fam_idx(c->cand[i].box->fam)]);
+			int fi = c->cand[i].key.lo[LK_PROTO] >> 8;
+
+			c->cover[i].cover = cand_cover(&c->cand[i], &qk[fi], &qbb[fi]);
 			c->cover[i].pos = (uint32_t)i;
 		}
 		qsort(c->cover, ncand, sizeof(*c->cover), cand_cmp);
@@ -952,14 +1124,29 @@ static int walk_run(struct lctx *c, struct walk *w, const struct lreg *q)
 			if (!c->left)
 				return ERR_BUDGET;
 			c->left--;
-			if (!cand_meets(cd, &ik, &it.b))
+			if (!cand_addr_meets(cd, &it.b))
 				continue;
+			if (cd->set) {
+				bool whole;
+
+				err = walk_set(c, w, cd, &it.b, k + 1, &sp, &whole);
+				if (err || w->found || w->capped)
+					return err;
+				if (whole)
+					goto taken;
+				box_key(&it.b, &ik);
+				continue;
+			}
 			err = walk_take(w, cd->rule, &it.b, rb);
 			if (err)
 				return err;
 			if (w->stop_at_allow && cd->rule->r->action == RULE_ALLOW) {
 				w->found = true;
 				box_and(&it.b, rb, &w->found_box);
+				return 0;
+			}
+			if (w->allow_cap && w->allow && w->allow->n >= w->allow_cap) {
+				w->capped = true;
 				return 0;
 			}
 			if (box_covers(rb, &it.b))
@@ -1311,6 +1498,22 @@ static void rule_text(const struct lctx *c, const struct rule *r, char *buf, siz
 
 /* ---- findings --------------------------------------------------------- */
 
+/* A question about @lr (what: the check) ran out of budget: say which. */
+static void note_incomplete(struct lctx *c, const char *what, const struct lrule *lr)
+{
+	size_t len = strlen(c->incomplete);
+	char name[48];
+
+	c->res->incomplete++;
+	if (c->nincomplete_rules < ARRAY_SIZE(c->incomplete_rules))
+		c->incomplete_rules[c->nincomplete_rules++] = lr;
+	if (c->res->incomplete > 3)
+		return;
+	rule_name(lr->r, name, sizeof(name));
+	snprintf(c->incomplete + len, sizeof(c->incomplete) - len, "%s%s of %s",
+		 len ? ", " : "", what, name);
+}
+
 static struct lint_finding *finding_new(struct lctx *c, enum lint_severity sev, const char *kind,
 					const struct lrule *about)
 {
@@ -1420,9 +1623,31 @@ static void takers_text(const struct walk *w, char *buf, size_t len)
 		snprintf(buf + off, len - off, " and others");
 }
 
-static int report_never(struct lctx *c, const struct ltab *t, const struct lrule *lr,
-			const struct lreg *q, const struct walk *w)
+/* The first rule of @t before @pos that covers all of @q alone, or NULL. */
+static const struct lrule *single_cover(const struct ltab *t, size_t pos, const struct lreg *q)
 {
+	size_t j, i, k;
+
+	for (j = 0; j < pos; j++) {
+		const struct lrule *o = t->v[j];
+
+		for (i = 0; i < q->n; i++) {
+			for (k = 0; k < o->boxes.n; k++)
+				if (box_covers(&o->boxes.v[k], &q->v[i]))
+					break;
+			if (k == o->boxes.n)
+				break;
+		}
+		if (i == q->n)
+			return o;
+	}
+	return NULL;
+}
+
+static int report_never(struct lctx *c, const struct ltab *t, size_t pos, const struct lreg *q,
+			const struct lreg *wq, struct walk *w)
+{
+	const struct lrule *lr = t->v[pos], *one = q->n ? single_cover(t, pos, q) : NULL;
 	bool nacl = t->stage == RULE_STAGE_NACL, opposite = false;
 	struct lint_finding *f;
 	char who[256], name[48];
@@ -1441,13 +1666,19 @@ static int report_never(struct lctx *c, const struct ltab *t, const struct lrule
 				  "(an address set without a prefix of its family?)", name);
 		return err ? err : finding_fix(f, "remove it, or fix its addresses");
 	}
+	/* one rule that covers it all says it best */
+	if (one) {
+		w->takers[0] = one;
+		w->ntakers = 1;
+		w->more_takers = false;
+	}
 	for (i = 0; i < w->ntakers; i++) {
 		finding_ref(f, w->takers[i]);
 		opposite |= w->takers[i]->r->action != lr->r->action;
 	}
 	takers_text(w, who, sizeof(who));
 	/* a packet it matches, decided by an earlier rule: trace shows which */
-	pick_point(c, &q->v[0], t->dir, &pt);
+	pick_point(c, &wq->v[0], t->dir, &pt);
 	finding_witness(f, &pt, t->dir);
 	if (nacl) {
 		err = finding_msg(f, "%s never matches: %s, tried first, cover%s all it matches",
@@ -1530,65 +1761,118 @@ static int find_override(struct lctx *c, const struct ltab *t, size_t pos, const
 	return err;
 }
 
+/*
+ * A packet of @q no rule before position @pos of @t takes: in rule order
+ * first, briefly (most rules show one at once), then with the widest rules
+ * first, which cut the region into the fewest pieces. 0 with w->found
+ * set or not (then @q is covered), or ERR_BUDGET.
+ */
+static int own_packet(struct lctx *c, const struct ltab *t, size_t pos, const struct lreg *q,
+		      struct walk *w, unsigned long budget)
+{
+	int err;
+
+	memset(w, 0, sizeof(*w));
+	w->fl = &t->fv;
+	w->n = pos;
+	w->stop_at_rest = true;
+	c->left = QUICK_BUDGET;
+	err = walk_run(c, w, q);
+	if (err != ERR_BUDGET)
+		return err;
+	memset(w, 0, sizeof(*w));
+	w->fl = &t->fv;
+	w->n = pos;
+	w->stop_at_rest = true;
+	w->any_order = true;
+	c->left = budget;
+	return walk_run(c, w, q);
+}
+
+/*
+ * The stage a packet meets before @t's in the same direction (in: NACL
+ * then SG; out: SG then NACL), or NULL. A witness that stage lets through
+ * is one `moat trace` shows reaching @t.
+ */
+static const struct ltab *stage_before(const struct lctx *c, const struct ltab *t)
+{
+	const struct ltab *b = NULL;
+
+	if (t->dir == RULE_DIR_IN && t->stage == RULE_STAGE_SG)
+		b = &c->tab[RULE_STAGE_NACL][RULE_DIR_IN];
+	if (t->dir == RULE_DIR_OUT && t->stage == RULE_STAGE_NACL)
+		b = &c->tab[RULE_STAGE_SG][RULE_DIR_OUT];
+	return b && b->on ? b : NULL;
+}
+
 static int analyse_table(struct lctx *c, struct ltab *t)
 {
+	const struct ltab *before = stage_before(c, t);
 	bool nacl = t->stage == RULE_STAGE_NACL;
-	struct lreg q = { 0 };
+	struct lreg q = { 0 }, qs = { 0 };
 	size_t i;
 	int err = 0;
 
 	for (i = 0; i < t->n && (!err || err == ERR_BUDGET); i++) {
 		struct lrule *lr = t->v[i];
 		struct lint_rule_info *ri = &c->res->rules[lr->idx];
-		struct walk w = { .fl = &t->fv, .n = i, .stop_at_rest = true };
 		const struct lrule *by = NULL;
 		struct lbox part, pt;
+		struct walk w, ws;
 
-		q.n = 0;
+		memset(&w, 0, sizeof(w));
+		q.n = qs.n = 0;
 		err = reg_and(&lr->boxes, &c->univ, &q);
 		if (err)
 			break;
 		if (!q.n) {
 			ri->status = LINT_RULE_SHADOWED;
-			err = report_never(c, t, lr, &q, &w);
+			err = report_never(c, t, i, &q, &q, &w);
 			continue;
 		}
-		/*
-		 * In rule order first, briefly: most rules show a packet of
-		 * their own at once. Then with the widest rules first, which
-		 * cut the region into the fewest pieces.
-		 */
-		c->left = QUICK_BUDGET;
-		err = walk_run(c, &w, &q);
-		if (err == ERR_BUDGET) {
-			memset(&w, 0, sizeof(w));
-			w.fl = &t->fv;
-			w.n = i;
-			w.stop_at_rest = true;
-			w.any_order = true;
-			c->left = c->budget;
-			err = walk_run(c, &w, &q);
+		/* the part the stage before lets through, for witnesses */
+		if (before) {
+			c->left = PREFER_BUDGET;
+			err = tab_allowed(c, before, &q, &qs);
+			if (err == ERR_BUDGET)
+				qs.n = 0;
+			else if (err)
+				break;
 		}
+		err = own_packet(c, t, i, &q, &w, c->budget);
 		if (err == ERR_BUDGET) {
 			ri->status = LINT_RULE_UNKNOWN;
-			c->res->incomplete++;
+			note_incomplete(c, "shadowing", lr);
 			continue;
 		}
 		if (err)
 			break;
 		if (!w.found) {
 			ri->status = LINT_RULE_SHADOWED;
-			err = report_never(c, t, lr, &q, &w);
+			err = report_never(c, t, i, &q, qs.n ? &qs : &q, &w);
 			continue;
 		}
 		ri->status = LINT_RULE_LIVE;
 		ri->has_witness = true;
-		pick_point(c, &w.found_box, t->dir, &pt);
+		part = w.found_box;
+		/* a nicety, so it gets a small budget */
+		if (qs.n) {
+			err = own_packet(c, t, i, &qs, &ws, PREFER_BUDGET);
+			if (!err && ws.found)
+				part = ws.found_box;
+			else if (err && err != ERR_BUDGET)
+				break;
+		}
+		pick_point(c, &part, t->dir, &pt);
 		point_packet(&pt, t->dir, &ri->witness);
 		if (!nacl)
 			continue;
-		c->left = c->budget;
-		err = find_override(c, t, i, &q, &by, &part);
+		c->left = PREFER_BUDGET;
+		err = qs.n ? find_override(c, t, i, &qs, &by, &part) : 0;
+		if ((!err || err == ERR_BUDGET) && !by) {
+			c->left = c->budget;
+			err = find_override(c, t, i, &q, &by, &part);
+		}
 		if (err == ERR_BUDGET)
 			continue; /* informational only: not worth a report */
 		if (err)
@@ -1597,6 +1881,7 @@ static int analyse_table(struct lctx *c, struct ltab *t)
 			err = report_override(c, t, lr, by, &part);
 	}
 	reg_free(&q);
+	reg_free(&qs);
 	return err == ERR_BUDGET ? 0 : err;
 }
 
@@ -1818,6 +2103,48 @@ static int report_hole(struct lctx *c, enum rule_dir dir, enum lcls cls, const s
 }
 
 /*
+ * The hole behind return rule @pos of @t, of openers @o (what the rule
+ * matches of them) into @b: openers whose replies the other direction's
+ * NACL allows, that the SG lets in, and that no earlier rule and no
+ * service rule takes. The region can fall into many pieces; a finding
+ * needs one and a few to show, so with @cap the stages stop early, and
+ * a stage cut short (by the cap or the budget) makes it @partial.
+ */
+static int hole_region(struct lctx *c, const struct ltab *t, size_t pos, enum lcls cls,
+		       const struct lreg *o, bool cap, struct lreg *b, bool *partial)
+{
+	const struct ltab *back = &c->tab[RULE_STAGE_NACL][!t->dir];
+	const struct ltab *sg = &c->tab[RULE_STAGE_SG][t->dir];
+	struct walk w1 = { .fl = &t->fv, .n = pos, .fl2 = &t->fsvc, .n2 = t->nsvc, .rest = b,
+			   .any_order = true, .rest_cap = cap ? HOLE_PARTS : 0 };
+	struct lreg q = { 0 }, a = { 0 };
+	struct walk wb = { .fl = &back->fv, .n = back->n, .allow = &a,
+			   .allow_cap = cap ? 4 * HOLE_PARTS : 0 };
+	int err;
+
+	b->n = 0;
+	err = reg_copy(o, &q);
+	reg_reply(&q, cls, false);
+	c->left = c->budget;
+	if (!err)
+		err = back->on ? walk_run(c, &wb, &q) : reg_copy(&q, &a);
+	reg_reply(&a, cls, true);
+	*partial = wb.capped || err == ERR_BUDGET;
+	q.n = 0;
+	c->left = c->budget;
+	if (!err || err == ERR_BUDGET)
+		err = tab_allowed(c, sg, &a, &q);
+	*partial |= err == ERR_BUDGET;
+	c->left = c->budget;
+	if (!err || err == ERR_BUDGET)
+		err = walk_run(c, &w1, &q);
+	*partial |= w1.capped || err == ERR_BUDGET;
+	reg_free(&q);
+	reg_free(&a);
+	return err == ERR_BUDGET ? 0 : err;
+}
+
+/*
  * Stateless holes: openers (SYN, or a UDP datagram) in direction @dir that
  * a return-traffic rule admits, that no rule written to expose a service
  * covers, that the SG (when on) lets through, and whose reply the NACL of
@@ -1826,9 +2153,7 @@ static int report_hole(struct lctx *c, enum rule_dir dir, enum lcls cls, const s
 static int check_holes(struct lctx *c, enum rule_dir dir, enum lcls cls)
 {
 	const struct ltab *t = &c->tab[RULE_STAGE_NACL][dir];
-	const struct ltab *back = &c->tab[RULE_STAGE_NACL][!dir];
-	const struct ltab *sg = &c->tab[RULE_STAGE_SG][dir];
-	struct lreg op = { 0 }, q = { 0 }, a = { 0 }, b = { 0 };
+	struct lreg op = { 0 }, o = { 0 }, b = { 0 };
 	size_t i;
 	int err;
 
@@ -1837,47 +2162,27 @@ static int check_holes(struct lctx *c, enum rule_dir dir, enum lcls cls)
 	err = opener_build(&op, cls);
 	for (i = 0; i < t->n && !err; i++) {
 		const struct lrule *lr = t->v[i];
-		/* the openers this rule decides that no service rule exposes */
-		struct walk w1 = { .fl = &t->fv, .n = i, .fl2 = &t->fsvc, .n2 = t->nsvc,
-				   .rest = &b, .any_order = true, .rest_cap = HOLE_PARTS };
-		bool partial;
+		bool partial = false;
 
 		if (!lr->ret || !rule_has_cls(lr->r, cls) ||
 		    c->res->rules[lr->idx].status == LINT_RULE_SHADOWED)
 			continue;
-		q.n = a.n = b.n = 0;
-		err = reg_and(&lr->boxes, &op, &q);
-		if (err || !q.n)
+		o.n = 0;
+		err = reg_and(&lr->boxes, &op, &o);
+		if (err || !o.n)
 			continue;
-		c->left = c->budget;
-		/* whose replies go back ... */
-		reg_reply(&q, cls, false);
-		err = tab_allowed(c, back, &q, &a);
-		reg_reply(&a, cls, true);
-		/* ... that the SG lets in ... */
-		q.n = 0;
-		if (!err)
-			err = tab_allowed(c, sg, &a, &q);
-		/* ... and that no earlier rule and no service rule takes */
-		b.n = 0;
-		if (!err)
-			err = walk_run(c, &w1, &q);
-		/*
-		 * The region can fall into many pieces; a finding needs one, and
-		 * a few to show. Cut short, it says it shows only part.
-		 */
-		partial = w1.capped || (err == ERR_BUDGET && b.n);
-		if (err == ERR_BUDGET && !b.n)
-			c->res->incomplete++;
-		if (err == ERR_BUDGET)
-			err = 0;
+		/* capped first; found nothing, then all of it within the budget */
+		err = hole_region(c, t, i, cls, &o, true, &b, &partial);
+		if (!err && !b.n && partial)
+			err = hole_region(c, t, i, cls, &o, false, &b, &partial);
+		if (!err && !b.n && partial)
+			note_incomplete(c, "connection holes", lr);
 		if (err || !b.n)
 			continue;
 		err = report_hole(c, dir, cls, lr, &b, partial);
 	}
 	reg_free(&op);
-	reg_free(&q);
-	reg_free(&a);
+	reg_free(&o);
 	reg_free(&b);
 	return err;
 }
@@ -1902,8 +2207,9 @@ static int free_number(const struct ltab *t, const struct lrule *before)
 	return n > prev && n < next ? n : 0;
 }
 
+/* @all: 1 every reply is dropped, 0 some are, -1 unknown (partial). */
 static int report_return(struct lctx *c, enum rule_dir dir, enum lcls cls,
-			 const struct lrule *lr, struct lreg *h, bool all)
+			 const struct lrule *lr, struct lreg *h, int all, bool partial)
 {
 	const struct ltab *back = &c->tab[RULE_STAGE_NACL][!dir];
 	char name[48], span[512], more[48], text[512], ports[32], what[64];
@@ -1916,6 +2222,7 @@ static int report_return(struct lctx *c, enum rule_dir dir, enum lcls cls,
 	f = finding_new(c, LINT_SEV_WARNING, LINT_KIND_MISSING_RETURN, lr);
 	if (!f)
 		return -ENOMEM;
+	f->spans_partial = partial;
 	err = reg_spans(c, h, dir, &f->spans, &f->nspans, &f->spans_total);
 	if (err)
 		return err;
@@ -1936,7 +2243,7 @@ static int report_return(struct lctx *c, enum rule_dir dir, enum lcls cls,
 	}
 	err = finding_msg(f, "%s lets %s %s but `nacl %s` drops %s replies: %s%s", name,
 			  dir == RULE_DIR_IN ? "peers" : "this host", what, rule_dir_name(!dir),
-			  all ? "all their" : "some of their", span, more);
+			  all > 0 ? "all their" : all == 0 ? "some of their" : "their", span, more);
 	if (err)
 		return err;
 
@@ -1996,7 +2303,8 @@ static int check_return(struct lctx *c, enum rule_dir dir, enum lcls cls)
 		const struct lrule *lr = t->v[i];
 		struct walk w1 = { .fl = &t->fv, .n = i, .rest = &a, .any_order = true };
 		struct walk w2 = { .fl = &back->fv, .n = back->n, .allow = &a, .deny = &x,
-				   .rest = &d };
+				   .rest = &d, .rest_cap = HOLE_PARTS };
+		bool partial;
 
 		if (!rule_is_service(lr->r, cls) ||
 		    c->res->rules[lr->idx].status == LINT_RULE_SHADOWED)
@@ -2005,31 +2313,36 @@ static int check_return(struct lctx *c, enum rule_dir dir, enum lcls cls)
 		err = reg_and(&lr->boxes, &op, &q);
 		if (err || !q.n)
 			continue;
+		/* as for holes, each stage may be cut short: then it is partial */
 		c->left = c->budget;
 		err = walk_run(c, &w1, &q);
+		partial = err == ERR_BUDGET;
 		q.n = 0;
-		if (!err)
+		c->left = c->budget;
+		if (!err || err == ERR_BUDGET)
 			err = tab_allowed(c, sg, &a, &q);
+		partial |= err == ERR_BUDGET;
 		reg_reply(&q, cls, false);
 		a.n = 0;
-		if (!err)
+		c->left = c->budget;
+		if (!err || err == ERR_BUDGET)
 			err = walk_run(c, &w2, &q);
-		if (err == ERR_BUDGET) {
-			c->res->incomplete++;
+		partial |= w2.capped || err == ERR_BUDGET;
+		if (err == ERR_BUDGET)
 			err = 0;
-			continue;
-		}
 		/*
 		 * Replies no rule takes were forgotten; replies a deny rule
 		 * takes were meant to be dropped (a block list), unless that
 		 * leaves the service no reply at all.
 		 */
-		if (!err && !d.n && !a.n)
+		if (!err && !d.n && !a.n && !partial)
 			err = reg_copy(&x, &d);
+		if (!err && !d.n && partial)
+			note_incomplete(c, "return paths", lr);
 		if (err || !d.n)
 			continue;
 		reg_reply(&d, cls, true);
-		err = report_return(c, dir, cls, lr, &d, a.n == 0);
+		err = report_return(c, dir, cls, lr, &d, partial ? -1 : a.n == 0, partial);
 	}
 	reg_free(&op);
 	reg_free(&q);
@@ -2122,7 +2435,7 @@ static int check_sg_exposure(struct lctx *c)
 				if (w.found)
 					err = reg_push(&a, &w.found_box);
 				if (err == ERR_BUDGET) {
-					c->res->incomplete++;
+					note_incomplete(c, "exposure", lr);
 					err = 0;
 					continue;
 				}
@@ -2333,8 +2646,11 @@ static void ctx_free(struct lctx *c)
 	size_t i;
 
 	if (c->rules)
-		for (i = 0; i < c->rs->nrules; i++)
+		for (i = 0; i < c->rs->nrules; i++) {
 			reg_free(&c->rules[i].boxes);
+			free(c->rules[i].set[0]);
+			free(c->rules[i].set[1]);
+		}
 	free(c->rules);
 	for (s = 0; s < 2; s++)
 		for (d = 0; d < 2; d++) {
@@ -2499,12 +2815,16 @@ int lint_run(const struct ruleset *rs, const struct lint_opts *o, struct lint_re
 	if (!err && res->incomplete) {
 		struct lint_finding *f = finding_new(&c, LINT_SEV_INFO, LINT_KIND_INCOMPLETE, NULL);
 
-		if (!f)
+		if (!f) {
 			err = -ENOMEM;
-		else
-			err = finding_msg(f, "%zu question%s took more than the work budget; "
-					  "rules left undecided are listed as unknown",
-					  res->incomplete, res->incomplete > 1 ? "s" : "");
+		} else {
+			for (i = 0; i < c.nincomplete_rules; i++)
+				finding_ref(f, c.incomplete_rules[i]);
+			err = finding_msg(f, "%zu question%s took more than the work budget (%s%s); "
+					  "what they would have found is not reported",
+					  res->incomplete, res->incomplete > 1 ? "s" : "",
+					  c.incomplete, res->incomplete > 3 ? ", ..." : "");
+		}
 	}
 out:
 	if (!err || err == -E2BIG) {

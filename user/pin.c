@@ -18,7 +18,9 @@
 const char *const moat_map_names[MOAT_NMAPS] = {
 	"active_gen", "gen_config", "gen_lpm4",	  "gen_lpm6", "gen_l4",	   "gen_vecs",
 	"gen_words",  "gen_rules",  "rule_stats", "counters", "conntrack", "meta",
+	"ct_pending",
 };
+_Static_assert(sizeof(struct moat_maps) == MOAT_NMAPS * sizeof(int), "moat_maps order");
 
 void moat_maps_init(struct moat_maps *m)
 {

@@ -19,11 +19,12 @@ struct moat_maps {
 	int counters;
 	int conntrack;
 	int meta;
+	int ct_pending;
 };
 
 /* The names the maps are pinned under, in struct moat_maps order. */
 extern const char *const moat_map_names[];
-#define MOAT_NMAPS 12
+#define MOAT_NMAPS 13
 
 void moat_maps_init(struct moat_maps *m);
 void moat_maps_close(struct moat_maps *m);

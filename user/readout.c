@@ -25,7 +25,7 @@ const struct counter_field readout_counter_fields[] = {
 	FIELD(sg_no_rule_bytes), FIELD(ct_created),
 	FIELD(ct_hit),	       FIELD(ct_untracked),
 	FIELD(ct_expired),     FIELD(ct_related),
-	FIELD(ct_create_failed),
+	FIELD(ct_create_failed), FIELD(ct_promoted),
 };
 const size_t readout_ncounter_fields =
 	sizeof(readout_counter_fields) / sizeof(readout_counter_fields[0]);
@@ -120,48 +120,60 @@ int readout_counters(struct moat_maps *m, struct moat_dir_counters c[2])
 	return 0;
 }
 
-int readout_conntrack(struct moat_maps *m, int live_only, struct ct_entry **out, size_t *n)
+/* Append the entries of one table to *v. */
+static int read_table(int fd, int live_only, uint64_t now, struct ct_entry **v, size_t *cnt,
+		      size_t *cap)
 {
 	struct moat_ct_key key, next;
-	struct ct_entry *v = NULL;
-	size_t cnt = 0, cap = 0;
-	uint64_t now = readout_now_ns();
 	void *prev = NULL;
 
-	*out = NULL;
-	*n = 0;
-	while (bpf_map_get_next_key(m->conntrack, prev, &next) == 0) {
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
 		struct ct_entry e;
 
 		key = next;
 		prev = &key;
 		memset(&e, 0, sizeof(e));
-		if (bpf_map_lookup_elem(m->conntrack, &key, &e.val))
+		if (bpf_map_lookup_elem(fd, &key, &e.val))
 			continue;
 		e.key = key;
 		e.age_s = (double)(now - e.val.created_ns) / 1e9;
 		e.left_s = (double)e.val.timeout_s - (double)(now - e.val.last_ns) / 1e9;
 		if (live_only && e.left_s <= 0)
 			continue;
-		if (cnt == cap) {
+		if (*cnt == *cap) {
 			struct ct_entry *nv;
 
-			cap = cap ? cap * 2 : 256;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				free(v);
+			*cap = *cap ? *cap * 2 : 256;
+			nv = realloc(*v, *cap * sizeof(**v));
+			if (!nv)
 				return -ENOMEM;
-			}
-			v = nv;
+			*v = nv;
 		}
-		v[cnt++] = e;
+		(*v)[(*cnt)++] = e;
+	}
+	return 0;
+}
+
+int readout_conntrack(struct moat_maps *m, int live_only, struct ct_entry **out, size_t *n)
+{
+	struct ct_entry *v = NULL;
+	size_t cnt = 0, cap = 0;
+	uint64_t now = readout_now_ns();
+	int rc;
+
+	rc = read_table(m->conntrack, live_only, now, &v, &cnt, &cap);
+	if (!rc && m->ct_pending >= 0)
+		rc = read_table(m->ct_pending, live_only, now, &v, &cnt, &cap);
+	if (rc) {
+		free(v);
+		return rc;
 	}
 	*out = v;
 	*n = cnt;
 	return 0;
 }
 
-int readout_ct_usage(struct moat_maps *m, size_t *used, size_t *max)
+static int table_usage(int fd, size_t *used, size_t *max)
 {
 	struct bpf_map_info info = { 0 };
 	__u32 len = sizeof(info);
@@ -169,9 +181,9 @@ int readout_ct_usage(struct moat_maps *m, size_t *used, size_t *max)
 	void *prev = NULL;
 	size_t cnt = 0;
 
-	if (bpf_obj_get_info_by_fd(m->conntrack, &info, &len))
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return -errno;
-	while (bpf_map_get_next_key(m->conntrack, prev, &next) == 0) {
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
 		key = next;
 		prev = &key;
 		cnt++;
@@ -179,6 +191,17 @@ int readout_ct_usage(struct moat_maps *m, size_t *used, size_t *max)
 	*used = cnt;
 	*max = info.max_entries;
 	return 0;
+}
+
+int readout_ct_usage(struct moat_maps *m, size_t *used, size_t *max, size_t *pending,
+		     size_t *pending_max)
+{
+	int rc = table_usage(m->conntrack, used, max);
+
+	*pending = *pending_max = 0;
+	if (!rc && m->ct_pending >= 0)
+		rc = table_usage(m->ct_pending, pending, pending_max);
+	return rc;
 }
 
 const char *readout_ct_state_name(uint8_t state)

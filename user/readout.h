@@ -41,10 +41,11 @@ struct ct_entry {
 	double age_s, left_s;
 };
 
-/* Every entry of the conntrack map (@live_only: not expired). */
+/* Every entry of both connection tables (@live_only: not expired). */
 int readout_conntrack(struct moat_maps *m, int live_only, struct ct_entry **out, size_t *n);
-/* Entries in use and the table's maximum. */
-int readout_ct_usage(struct moat_maps *m, size_t *used, size_t *max);
+/* Entries in use and maximum: confirmed (`conntrack`) and half-open (`ct_pending`). */
+int readout_ct_usage(struct moat_maps *m, size_t *used, size_t *max, size_t *pending,
+		     size_t *pending_max);
 
 const char *readout_ct_state_name(uint8_t state);
 uint64_t readout_now_ns(void);

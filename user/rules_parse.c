@@ -1631,12 +1631,19 @@ void rules_check_warnings(const struct ruleset *rs, struct diags *d)
 	int st, dir;
 
 	for (st = RULE_STAGE_NACL; st <= RULE_STAGE_SG; st++) {
+		const struct rule *first = NULL;
+
 		if (!rs->stage_on[st])
 			continue;
+		/* Point at the stage's first rule: it is what turned the stage on. */
+		for (i = 0; i < rs->nrules && !first; i++)
+			if ((int)rs->rules[i].stage == st)
+				first = &rs->rules[i];
 		for (dir = RULE_DIR_IN; dir <= RULE_DIR_OUT; dir++)
 			if (!ruleset_count(rs, st, dir))
 				diags_add(
-					d, DIAG_WARNING, file, 0, 0,
+					d, DIAG_WARNING, first ? first->loc.file : file,
+					first ? first->loc.line : 0, first ? 1 : 0,
 					"%s %s has no rules: the stage is on, so all %s traffic is denied",
 					rule_stage_name(st), rule_dir_name(dir),
 					dir == RULE_DIR_IN ? "inbound" : "outbound");

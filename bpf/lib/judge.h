@@ -23,6 +23,7 @@ struct sg_decision {
 	__u32 pos; /* deciding rule position, or MOAT_NO_RULE */
 	int from_lo;
 	int expired;
+	int in_pending; /* the entry found (live or expired) is in ct_pending */
 	struct moat_ct_value *entry; /* hit: the entry to advance */
 	struct moat_ct_key key;
 };
@@ -97,6 +98,8 @@ static __always_inline int sg_judge(void *rules, const struct moat_gen_config *c
 	 * quoted key is built in d->key to save stack; it is rebuilt below.) */
 	if (icmp_is_error(p) && ct_key_of_quoted(data, end, p, &d->key) == 0) {
 		e = bpf_map_lookup_elem(&conntrack, &d->key);
+		if (!e)
+			e = bpf_map_lookup_elem(&ct_pending, &d->key);
 		if (e && !ct_expired(e, now)) {
 			d->by = MOAT_SG_BY_RELATED;
 			if (t)
@@ -108,7 +111,12 @@ static __always_inline int sg_judge(void *rules, const struct moat_gen_config *c
 	d->from_lo = ct_key_of(p, &d->key);
 	if (t)
 		t->ct_key = d->key;
+	d->in_pending = 0;
 	e = bpf_map_lookup_elem(&conntrack, &d->key);
+	if (!e) {
+		e = bpf_map_lookup_elem(&ct_pending, &d->key);
+		d->in_pending = 1;
+	}
 	if (e) {
 		int reopen = p->proto == IPPROTO_TCP && e->state == MOAT_CT_CLOSING &&
 			     (p->tcp_flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_;
@@ -173,6 +181,15 @@ static __always_inline void sg_commit(void *rules, const struct moat_gen_config 
 			__sync_fetch_and_add(&e->packets[1], 1);
 			__sync_fetch_and_add(&e->bytes[1], len);
 		}
+		/* Confirmed by the other side: out of reach of a flood. */
+		if (d->in_pending && e->state == MOAT_CT_ESTABLISHED) {
+			struct moat_ct_value copy = *e;
+
+			if (bpf_map_update_elem(&conntrack, &d->key, &copy, BPF_ANY) == 0) {
+				bpf_map_delete_elem(&ct_pending, &d->key);
+				COUNT(c, ct_promoted);
+			}
+		}
 		return;
 	}
 	default:
@@ -204,10 +221,20 @@ static __always_inline void sg_commit(void *rules, const struct moat_gen_config 
 			v.packets[1] = 1;
 			v.bytes[1] = len;
 		}
-		if (bpf_map_update_elem(&conntrack, &d->key, &v, BPF_ANY) == 0) {
+		void *table = v.state == MOAT_CT_ESTABLISHED ? (void *)&conntrack :
+							       (void *)&ct_pending;
+		int into_pending = v.state != MOAT_CT_ESTABLISHED;
+
+		if (bpf_map_update_elem(table, &d->key, &v, BPF_ANY) == 0) {
 			COUNT(c, ct_created);
-			if (d->expired)
+			if (d->expired) {
 				COUNT(c, ct_expired);
+				/* The expired entry lived in the other table. */
+				if (d->in_pending != into_pending)
+					bpf_map_delete_elem(d->in_pending ? (void *)&ct_pending :
+									    (void *)&conntrack,
+							    &d->key);
+			}
 		} else {
 			COUNT(c, ct_create_failed);
 		}
@@ -254,7 +281,7 @@ static __always_inline int moat_judge(void *data, void *end, __u32 dir, __u32 le
 		t->gen = gen;
 	cfg = bpf_map_lookup_elem(&gen_config, &gen);
 
-	rc = moat_parse(data, end, &p);
+	rc = moat_parse(data, end, &p, len);
 	if (rc == MOAT_PARSE_NON_IP) {
 		COUNT(c, non_ip);
 		COUNT(c, passed);

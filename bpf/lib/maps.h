@@ -136,13 +136,26 @@ struct {
 	__type(value, struct moat_dir_counters);
 } counters SEC(".maps");
 
-/* Connection tracking; max_entries comes from `set conntrack max`. */
+/*
+ * Connection tracking, in two LRU tables so that a flood of openings
+ * cannot evict established connections: `ct_pending` holds flows seen one
+ * way only (a SYN, a first datagram), `conntrack` the confirmed ones. An
+ * entry moves to `conntrack` when the other side answers. Sizes come from
+ * `set conntrack max` (pending: a quarter of it, at least 1024).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 262144);
 	__type(key, struct moat_ct_key);
 	__type(value, struct moat_ct_value);
 } conntrack SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct moat_ct_key);
+	__type(value, struct moat_ct_value);
+} ct_pending SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -106,7 +106,8 @@ static __always_inline int parse_l4(void *data, void *end, struct moat_pkt *p, _
 	return MOAT_PARSE_OK;
 }
 
-static __always_inline int parse_ipv4(void *data, void *end, struct moat_pkt *p, __u32 off)
+static __always_inline int parse_ipv4(void *data, void *end, struct moat_pkt *p, __u32 off,
+				      __u32 len)
 {
 	struct iphdr *iph = data + off;
 	__u32 ihl, tot;
@@ -119,8 +120,9 @@ static __always_inline int parse_ipv4(void *data, void *end, struct moat_pkt *p,
 	tot = bpf_ntohs(iph->tot_len);
 	/* A total length shorter than the header, or longer than the frame,
 	 * is a lie about the packet: do not match it. Shorter than the frame
-	 * is fine (Ethernet padding). */
-	if (tot < ihl || data + off + tot > end)
+	 * is fine (Ethernet padding). @len is the whole frame's length, which
+	 * at TC egress may exceed what is linear (end). */
+	if (tot < ihl || off + tot > len)
 		return MOAT_PARSE_MALFORMED;
 	p->family = 4;
 	p->proto = iph->protocol;
@@ -146,7 +148,8 @@ struct ipv6_frag_hdr_ {
 	__be32 id;
 };
 
-static __always_inline int parse_ipv6(void *data, void *end, struct moat_pkt *p, __u32 off)
+static __always_inline int parse_ipv6(void *data, void *end, struct moat_pkt *p, __u32 off,
+				      __u32 len)
 {
 	struct ipv6hdr *ip6 = data + off;
 	__u32 plen;
@@ -159,7 +162,7 @@ static __always_inline int parse_ipv6(void *data, void *end, struct moat_pkt *p,
 		return MOAT_PARSE_MALFORMED;
 	plen = bpf_ntohs(ip6->payload_len);
 	off += sizeof(*ip6);
-	if (data + off + plen > end)
+	if (off + plen > len)
 		return MOAT_PARSE_MALFORMED;
 	p->family = 6;
 	__builtin_memcpy(p->src, &ip6->saddr, 16);
@@ -211,10 +214,10 @@ static __always_inline int parse_ipv6(void *data, void *end, struct moat_pkt *p,
 }
 
 /*
- * Parse the frame at [data, end). On MOAT_PARSE_OK, @p holds the fields;
+ * Parse the frame at [data, end), of @len bytes in all. On MOAT_PARSE_OK, @p holds the fields;
  * p->state says whether TCP ACK/RST is set or the L4 header is absent.
  */
-static __always_inline int moat_parse(void *data, void *end, struct moat_pkt *p)
+static __always_inline int moat_parse(void *data, void *end, struct moat_pkt *p, __u32 len)
 {
 	struct ethhdr *eth = data;
 	__u32 off = sizeof(*eth);
@@ -241,9 +244,9 @@ static __always_inline int moat_parse(void *data, void *end, struct moat_pkt *p)
 		return MOAT_PARSE_MALFORMED;
 
 	if (proto == ETH_P_IP)
-		return parse_ipv4(data, end, p, off);
+		return parse_ipv4(data, end, p, off, len);
 	if (proto == ETH_P_IPV6)
-		return parse_ipv6(data, end, p, off);
+		return parse_ipv6(data, end, p, off, len);
 	return MOAT_PARSE_NON_IP;
 }
 

@@ -14,7 +14,8 @@
  * (in) or the TC program (out) with BPF_PROG_TEST_RUN and through the model;
  * the verdicts must agree, and afterwards the whole conntrack map must hold
  * exactly the model's entries: state, originator, seen sides, direction of
- * the first packet, timeout, packet counts, and last/created timestamps.
+ * the first packet, timeout, packet and byte counts (whole frames, the
+ * creating packet included), and last/created timestamps.
  *
  * The clock: the programs read bpf_ktime_get_ns(). To move time on by D,
  * every entry of the map gets D subtracted from last_ns and created_ns; the
@@ -27,10 +28,10 @@
  * On a disagreement: the seed and the sequence index to rerun it alone, the
  * rule set, the last packets and clock moves, and what each side did.
  *
- * Applying a rule set costs about a second (the compiled tables are written
- * whole), so the defaults favour long sequences over many rule sets.
+ * Applying a rule set costs far more than a packet, so the defaults favour
+ * long sequences over many rule sets.
  *
- * Environment: MOAT_SG_SEQS (30), MOAT_SG_PACKETS (1500 per sequence),
+ * Environment: MOAT_SG_SEQS (40), MOAT_SG_PACKETS (1500 per sequence),
  * MOAT_SG_SEED (fixed default), MOAT_SG_ONLY (run only that sequence).
  * Needs root.
  */
@@ -57,7 +58,7 @@
 #include "rules.h"
 #include "sg_model.h"
 
-#define SGT_DEFAULT_SEQS 30
+#define SGT_DEFAULT_SEQS 40
 #define SGT_DEFAULT_PACKETS 1500
 #define SGT_DEFAULT_SEED 20250614
 #define SGT_MS (1000ll * 1000)
@@ -100,7 +101,13 @@ struct sgt_tally {
 /* The harness: one instance, its conntrack map, the model, the clock. */
 struct sgt {
 	struct moat_inst *inst;
-	int ct_fd;
+	/* The connection tables: every map of the programs with conntrack's
+	 * key and value (one today, "conntrack"; a datapath may split it, e.g.
+	 * half-open flows apart). Together they must hold the model's table,
+	 * each key in one of them at most. */
+	int ct_fds[4];
+	char ct_names[4][BPF_OBJ_NAME_LEN];
+	size_t nct;
 	struct sg_model model;
 	int64_t shift; /* total clock moves (ns): model time = monotonic + shift */
 	char hist[SGT_HIST][640];
@@ -108,7 +115,6 @@ struct sgt {
 	uint64_t checked;
 	size_t pkt_no; /* packets of the current sequence */
 	struct sgt_tally tally;
-	bool quiet_hist; /* scenario tests: no history needed */
 };
 
 static struct sgt H;
@@ -171,8 +177,6 @@ static void hist_add(struct sgt *h, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (h->quiet_hist)
-		return;
 	va_start(ap, fmt);
 	vsnprintf(h->hist[h->nhist % SGT_HIST], sizeof(h->hist[0]), fmt, ap);
 	va_end(ap);
@@ -377,16 +381,38 @@ static size_t ct_keys(int fd, struct moat_ct_key **out)
 static void ct_clear(struct sgt *h)
 {
 	struct moat_ct_key *k;
-	size_t i, n = ct_keys(h->ct_fd, &k);
+	size_t i, m, n;
 
-	for (i = 0; i < n; i++)
-		bpf_map_delete_elem(h->ct_fd, &k[i]);
-	free(k);
-	n = ct_keys(h->ct_fd, &k);
-	free(k);
-	assert_int_equal(n, 0);
+	for (m = 0; m < h->nct; m++) {
+		n = ct_keys(h->ct_fds[m], &k);
+		for (i = 0; i < n; i++)
+			bpf_map_delete_elem(h->ct_fds[m], &k[i]);
+		free(k);
+		n = ct_keys(h->ct_fds[m], &k);
+		free(k);
+		assert_int_equal(n, 0);
+	}
 	sg_model_flush(&h->model);
 	h->shift = 0;
+}
+
+/* Look @key up in every table: how many hold it; the value of the last. */
+static int ct_lookup(const struct sgt *h, const struct moat_ct_key *key, struct moat_ct_value *val,
+		     size_t *which)
+{
+	struct moat_ct_value v;
+	size_t m;
+	int n = 0;
+
+	for (m = 0; m < h->nct; m++) {
+		if (bpf_map_lookup_elem(h->ct_fds[m], key, &v))
+			continue;
+		*val = v;
+		if (which)
+			*which = m;
+		n++;
+	}
+	return n;
 }
 
 /* Move the clock on by @d ns: every entry gets older by @d. */
@@ -394,17 +420,20 @@ static void ct_advance(struct sgt *h, int64_t d)
 {
 	struct moat_ct_key *k;
 	struct moat_ct_value v;
-	size_t i, n = ct_keys(h->ct_fd, &k);
+	size_t i, m, n;
 
-	for (i = 0; i < n; i++) {
-		if (bpf_map_lookup_elem(h->ct_fd, &k[i], &v))
-			continue;
-		v.last_ns -= (uint64_t)d;
-		v.created_ns -= (uint64_t)d;
-		if (bpf_map_update_elem(h->ct_fd, &k[i], &v, BPF_EXIST))
-			fail_msg("updating a conntrack entry: %s", strerror(errno));
+	for (m = 0; m < h->nct; m++) {
+		n = ct_keys(h->ct_fds[m], &k);
+		for (i = 0; i < n; i++) {
+			if (bpf_map_lookup_elem(h->ct_fds[m], &k[i], &v))
+				continue;
+			v.last_ns -= (uint64_t)d;
+			v.created_ns -= (uint64_t)d;
+			if (bpf_map_update_elem(h->ct_fds[m], &k[i], &v, BPF_EXIST))
+				fail_msg("updating a conntrack entry: %s", strerror(errno));
+		}
+		free(k);
 	}
-	free(k);
 	h->shift += d;
 	h->tally.moves++;
 }
@@ -413,9 +442,11 @@ static void fmt_value(const struct moat_ct_value *v, int64_t shift, int64_t now,
 		      size_t len)
 {
 	snprintf(buf, len,
-		 "state %s flags 0x%02x origin_dir %u timeout %u pkts %u/%u age %.3fs idle %.3fs",
+		 "state %s flags 0x%02x origin_dir %u timeout %u pkts %u/%u bytes %llu/%llu "
+		 "age %.3fs idle %.3fs",
 		 sg_state_name(v->state), v->flags, v->origin_dir, v->timeout_s, v->packets[0],
-		 v->packets[1], (double)(now - shift - (int64_t)v->created_ns) / 1e9,
+		 v->packets[1], (unsigned long long)v->bytes[0], (unsigned long long)v->bytes[1],
+		 (double)(now - shift - (int64_t)v->created_ns) / 1e9,
 		 (double)(now - shift - (int64_t)v->last_ns) / 1e9);
 }
 
@@ -426,10 +457,11 @@ static void fmt_entry(const struct sg_entry *e, int64_t now, char *buf, size_t l
 			     (e->seen_hi ? MOAT_CT_F_SEEN_HI : 0);
 
 	snprintf(buf, len,
-		 "state %s flags 0x%02x origin_dir %u timeout %u pkts %u/%u age %.3fs idle %.3fs",
+		 "state %s flags 0x%02x origin_dir %u timeout %u pkts %u/%u bytes %llu/%llu "
+		 "age %.3fs idle %.3fs",
 		 sg_state_name(e->state), flags, e->origin_dir, e->timeout_s, e->packets[0],
-		 e->packets[1], (double)(now - e->created_ns) / 1e9,
-		 (double)(now - e->last_ns) / 1e9);
+		 e->packets[1], (unsigned long long)e->bytes[0], (unsigned long long)e->bytes[1],
+		 (double)(now - e->created_ns) / 1e9, (double)(now - e->last_ns) / 1e9);
 }
 
 /* Does the map's value say what the model's entry says? */
@@ -452,6 +484,8 @@ static bool entry_agrees(const struct sgt *h, const struct sg_entry *e,
 		*what = "timeout";
 	else if (v->packets[0] != e->packets[0] || v->packets[1] != e->packets[1])
 		*what = "packet counts";
+	else if (v->bytes[0] != e->bytes[0] || v->bytes[1] != e->bytes[1])
+		*what = "byte counts";
 	else if (dl < -SGT_TS_TOL_NS || dl > SGT_TS_TOL_NS)
 		*what = "last_ns";
 	else if (dc < -SGT_TS_TOL_NS || dc > SGT_TS_TOL_NS)
@@ -461,50 +495,64 @@ static bool entry_agrees(const struct sgt *h, const struct sg_entry *e,
 	return false;
 }
 
-/* The whole map against the model's table. 0, or 1 with a message. */
+/* The whole table against the model's. 0, or 1 with a message. */
 static int table_check(struct sgt *h, char *msg, size_t len)
 {
-	struct moat_ct_key *k;
+	struct moat_ct_key *k = NULL;
 	struct moat_ct_value v;
-	size_t i, n = ct_keys(h->ct_fd, &k), found = 0;
+	size_t i, m, n = 0, found = 0;
 	int64_t now = model_now(h);
 	char ks[160], a[256], b[256];
 	int rc = 0;
 
-	for (i = 0; i < n && !rc; i++) {
-		const struct sg_entry *e;
-		const char *what = NULL;
+	for (m = 0; m < h->nct && !rc; m++) {
+		n = ct_keys(h->ct_fds[m], &k);
+		for (i = 0; i < n && !rc; i++) {
+			const struct sg_entry *e;
+			const char *what = NULL;
 
-		if (bpf_map_lookup_elem(h->ct_fd, &k[i], &v))
-			continue;
-		sg_key_format(&k[i], ks, sizeof(ks));
-		fmt_value(&v, h->shift, now, b, sizeof(b));
-		e = sg_model_find(&h->model, &k[i]);
-		if (!e) {
-			snprintf(msg, len, "datapath has an entry the model does not: %s: %s", ks, b);
-			rc = 1;
-			break;
+			if (bpf_map_lookup_elem(h->ct_fds[m], &k[i], &v))
+				continue;
+			sg_key_format(&k[i], ks, sizeof(ks));
+			fmt_value(&v, h->shift, now, b, sizeof(b));
+			e = sg_model_find(&h->model, &k[i]);
+			if (!e) {
+				snprintf(msg, len,
+					 "datapath has an entry (in %s) the model does not: %s: %s",
+					 h->ct_names[m], ks, b);
+				rc = 1;
+				break;
+			}
+			if (ct_lookup(h, &k[i], &v, NULL) > 1) {
+				snprintf(msg, len, "entry %s is in more than one table", ks);
+				rc = 1;
+				break;
+			}
+			found++;
+			if (!entry_agrees(h, e, &v, &what)) {
+				fmt_entry(e, now, a, sizeof(a));
+				snprintf(msg, len,
+					 "entry %s (in %s) differs (%s):\n    model:    %s\n"
+					 "    datapath: %s",
+					 ks, h->ct_names[m], what, a, b);
+				rc = 1;
+			}
 		}
-		found++;
-		if (!entry_agrees(h, e, &v, &what)) {
-			fmt_entry(e, now, a, sizeof(a));
-			snprintf(msg, len, "entry %s differs (%s):\n    model:    %s\n    datapath: %s",
-				 ks, what, a, b);
-			rc = 1;
-		}
+		free(k);
+		k = NULL;
 	}
 	if (!rc && found != h->model.n) {
 		for (i = 0; i < h->model.n; i++) {
-			if (bpf_map_lookup_elem(h->ct_fd, &h->model.e[i].key, &v) == 0)
+			if (ct_lookup(h, &h->model.e[i].key, &v, NULL))
 				continue;
 			sg_key_format(&h->model.e[i].key, ks, sizeof(ks));
 			fmt_entry(&h->model.e[i], now, a, sizeof(a));
-			snprintf(msg, len, "model has an entry the datapath does not: %s: %s", ks, a);
+			snprintf(msg, len, "model has an entry the datapath does not: %s: %s", ks,
+				 a);
 			break;
 		}
 		rc = 1;
 	}
-	free(k);
 	return rc;
 }
 
@@ -519,15 +567,17 @@ static const char *dir_name(int dir)
  * Judge @pkt with the model and the datapath; compare verdicts and then the
  * whole table. 0 when they agree; 1 with @msg filled in when not.
  */
-static int sgt_step(struct sgt *h, int dir, const struct sg_pkt *pkt, struct sg_verdict *v,
+static int sgt_step(struct sgt *h, int dir, const struct sg_pkt *in, struct sg_verdict *v,
 		    char *msg, size_t len)
 {
 	uint8_t frame[SGT_FRAME_MAX];
+	struct sg_pkt copy = *in, *pkt = &copy;
 	size_t flen = build_frame(pkt, frame);
 	char ps[400];
 	bool pass = false;
 	int err;
 
+	pkt->len = (uint32_t)flen;
 	sg_pkt_format(pkt, ps, sizeof(ps));
 	err = sg_model_packet(&h->model, dir, pkt, model_now(h), v);
 	if (err)
@@ -536,8 +586,8 @@ static int sgt_step(struct sgt *h, int dir, const struct sg_pkt *pkt, struct sg_
 	if (err)
 		fail_msg("moat_inst_run: %s", strerror(-err));
 	h->checked++;
-	hist_add(h, "#%zu %-3s %s -> model %s (%s%s%s%s), datapath %s", h->pkt_no++, dir_name(dir), ps,
-		 v->pass ? "pass" : "drop", sg_by_name(v->by), v->created ? ", create" : "",
+	hist_add(h, "#%zu %-3s %s -> model %s (%s%s%s%s), datapath %s", h->pkt_no++, dir_name(dir),
+		 ps, v->pass ? "pass" : "drop", sg_by_name(v->by), v->created ? ", create" : "",
 		 v->had_expired ? ", own entry expired" : "", v->reopened ? ", SYN on CLOSING" : "",
 		 pass ? "pass" : "drop");
 
@@ -578,19 +628,20 @@ static const char *pick(struct randgen *g, const char *const *v, size_t n)
 #define PICK(g, a) pick((g), (a), ARRAY_SIZE(a))
 
 static const char *const v4_peer_pfx[] = {
-	"0.0.0.0/0", "198.18.2.0/24", "198.18.0.0/15", "203.0.113.9/32", "10.0.0.0/8",
-	"198.18.0.0/24", "198.18.2.5/32", "198.18.1.0/24",
+	"0.0.0.0/0",  "198.18.2.0/24", "198.18.0.0/15", "203.0.113.9/32",
+	"10.0.0.0/8", "198.18.0.0/24", "198.18.2.5/32", "198.18.1.0/24",
 };
 static const char *const v6_peer_pfx[] = {
-	"::/0", "fd00:2::/64", "fd00::/8", "2001:db8::/32", "fc00::/16", "fd00:2::5/128",
-	"fd00:1::/64",
+	"::/0",	     "fd00:2::/64",   "fd00::/8",    "2001:db8::/32",
+	"fc00::/16", "fd00:2::5/128", "fd00:1::/64",
 };
 static const char *const v4_local_pfx[] = { "198.18.1.10/32", "198.18.1.0/24", "0.0.0.0/0",
-					     "198.18.1.20/32" };
+					    "198.18.1.20/32" };
 static const char *const v6_local_pfx[] = { "fd00:1::10/128", "fd00:1::/64", "::/0",
-					     "fd00:1::20/128" };
-static const char *const service_ports[] = { "22", "53", "443", "9000", "0", "40000",
-					      "1024-65535", "0-1023", "20-23", "40000-40001" };
+					    "fd00:1::20/128" };
+static const char *const service_ports[] = {
+	"22", "53", "443", "9000", "0", "40000", "1024-65535", "0-1023", "20-23", "40000-40001"
+};
 static const char *const v4_icmp[] = { "8", "0", "8/0", "3", "3/4", "11/0", "13", "0/1" };
 static const char *const v6_icmp[] = { "128", "129", "128/0", "1", "2/0", "1/4", "130" };
 
@@ -649,7 +700,8 @@ static void gen_rule(struct randgen *g, struct rbuf *b, int dir)
 		has_peer = true;
 	}
 	if (fam != 0 && (!has_peer || randgen_chance(g, 20)) && randgen_chance(g, 50))
-		rb_add(b, " %s %s", localkw, fam == 4 ? PICK(g, v4_local_pfx) : PICK(g, v6_local_pfx));
+		rb_add(b, " %s %s", localkw,
+		       fam == 4 ? PICK(g, v4_local_pfx) : PICK(g, v6_local_pfx));
 
 	if (proto == P_TCP || proto == P_UDP) {
 		if (randgen_chance(g, 55))
@@ -679,12 +731,26 @@ static void gen_untracked_pair(struct randgen *g, struct rbuf *b)
 	const char *zero = fam == 1 ? "0.0.0.0/0" : "::/0";
 	uint32_t spoil = randgen_below(g, 100);
 
+	const char *dport =
+		strcmp(p1, "all") && randgen_chance(g, 50) ? PICK(g, service_ports) : NULL;
+
 	rb_add(b, "sg %s allow %s", dir_name(d1), p1);
-	if (strcmp(p1, "all") && randgen_chance(g, 50))
-		rb_add(b, " dport %s", PICK(g, service_ports));
+	if (dport)
+		rb_add(b, " dport %s", dport);
 	if (fam)
 		rb_add(b, " %s %s", d1 ? "dst" : "src", zero);
 	rb_add(b, "\n");
+	/* a tracked rule allowing part of the same flows (shuffled, so it is
+	 * sometimes listed first): the flows stay untracked */
+	if (randgen_chance(g, 50)) {
+		rb_add(b, "sg %s allow %s", dir_name(d1), p1);
+		if (dport)
+			rb_add(b, " dport %s", dport);
+		rb_add(b, " %s %s\n", d1 ? "dst" : "src",
+		       fam == 2		       ? "fd00::/8"
+		       : randgen_chance(g, 50) ? "198.18.0.0/15"
+					       : "@peers");
+	}
 
 	if (spoil < 6)
 		p2 = strcmp(p1, "tcp") ? "tcp" : "udp";
@@ -695,7 +761,9 @@ static void gen_untracked_pair(struct randgen *g, struct rbuf *b)
 		rb_add(b, " %s %s", d2 ? "dst" : "src", zero);
 	if (spoil >= 12 && spoil < 18)
 		rb_add(b, " %s %s", d2 ? "src" : "dst",
-		       fam == 2 ? "fd00:1::/64" : fam == 1 ? "198.18.1.0/24" : "0.0.0.0/0");
+		       fam == 2	  ? "fd00:1::/64"
+		       : fam == 1 ? "198.18.1.0/24"
+				  : "0.0.0.0/0");
 	rb_add(b, "\n");
 	/* With "any" peers in the first rule, both families need a way back. */
 	if (fam == 0 && randgen_chance(g, 30))
@@ -708,7 +776,13 @@ static void gen_ruleset_text(struct randgen *g, struct rbuf *b)
 	static const unsigned int udp[] = { 1, 5, 30, 60 };
 	static const unsigned int udp_stream[] = { 10, 60, 180, 600 };
 	static const unsigned int icmp[] = { 3, 30, 60 };
+	static struct rbuf r; /* the rule lines, before shuffling */
+	char *lines[64], *line, *save = NULL;
+	size_t nlines = 0, i;
 	uint32_t nin, nout, k;
+
+	r.n = 0;
+	r.s[0] = '\0';
 
 	b->n = 0;
 	b->s[0] = '\0';
@@ -723,7 +797,8 @@ static void gen_ruleset_text(struct randgen *g, struct rbuf *b)
 		rb_add(b, "set conntrack timeout udp-stream %u\n",
 		       udp_stream[randgen_below(g, ARRAY_SIZE(udp_stream))]);
 	if (randgen_chance(g, 40))
-		rb_add(b, "set conntrack timeout icmp %u\n", icmp[randgen_below(g, ARRAY_SIZE(icmp))]);
+		rb_add(b, "set conntrack timeout icmp %u\n",
+		       icmp[randgen_below(g, ARRAY_SIZE(icmp))]);
 	if (randgen_chance(g, 10))
 		rb_add(b, "set pass-ndp off\n");
 
@@ -737,30 +812,43 @@ static void gen_ruleset_text(struct randgen *g, struct rbuf *b)
 	else if (k < 32)
 		nout = 0;
 	if (randgen_chance(g, 30)) {
-		gen_untracked_pair(g, b);
+		gen_untracked_pair(g, &r);
 		nin = nin ? nin - 1 : 0;
 		nout = nout ? nout - 1 : 0;
 	} else if (nout && randgen_chance(g, 45)) {
 		/* the cloud's default: everything may go out */
 		k = randgen_below(g, 4);
 		if (k == 0)
-			rb_add(b, "sg out allow all\n");
+			rb_add(&r, "sg out allow all\n");
 		if (k == 1 || k == 3)
-			rb_add(b, "sg out allow all dst 0.0.0.0/0\n");
+			rb_add(&r, "sg out allow all dst 0.0.0.0/0\n");
 		if (k == 2 || k == 3)
-			rb_add(b, "sg out allow all dst ::/0\n");
+			rb_add(&r, "sg out allow all dst ::/0\n");
 		nout--;
 	}
-	/* interleave directions in file order */
+	/* the rest: random rules of either direction */
 	while (nin + nout) {
 		if (nout == 0 || (nin && randgen_chance(g, 50))) {
-			gen_rule(g, b, 0);
+			gen_rule(g, &r, 0);
 			nin--;
 		} else {
-			gen_rule(g, b, 1);
+			gen_rule(g, &r, 1);
 			nout--;
 		}
 	}
+	/* file order is shuffled: it must not matter (SG rules are a union) */
+	for (line = strtok_r(r.s, "\n", &save); line && nlines < ARRAY_SIZE(lines);
+	     line = strtok_r(NULL, "\n", &save))
+		lines[nlines++] = line;
+	for (i = nlines; i > 1; i--) {
+		size_t j = randgen_below(g, (uint32_t)i);
+		char *t = lines[i - 1];
+
+		lines[i - 1] = lines[j];
+		lines[j] = t;
+	}
+	for (i = 0; i < nlines; i++)
+		rb_add(b, "%s\n", lines[i]);
 }
 
 static void parse_rules(const char *text, struct ruleset *rs)
@@ -869,7 +957,11 @@ static void gen_flows(struct randgen *g, struct seq *s)
 		if (randgen_chance(g, 3))
 			memcpy(f->peer, f->local, 16); /* a flow to itself */
 		f->lport = lports[randgen_below(g, ARRAY_SIZE(lports))];
-		f->pport = randgen_chance(g, 5) ? f->lport : pports[randgen_below(g, ARRAY_SIZE(pports))];
+		f->pport = randgen_chance(g, 5) ? f->lport
+						: pports[randgen_below(g, ARRAY_SIZE(pports))];
+		/* ports 0 both ends: its fragments (no ports) share its key */
+		if (randgen_chance(g, 10))
+			f->lport = f->pport = 0;
 		f->id = ids[randgen_below(g, ARRAY_SIZE(ids))];
 		f->opener = (int)randgen_below(g, 2);
 	}
@@ -900,9 +992,20 @@ static void fill_ends(const struct flow *f, int dir, struct sg_pkt *pkt)
 }
 
 static const uint8_t common_flags[] = {
-	F_SYN,		 F_SYN | F_ACK, F_ACK,		 F_PSH | F_ACK, F_FIN | F_ACK, F_FIN,
-	F_RST,		 F_RST | F_ACK, F_SYN | F_FIN, F_SYN | F_RST, 0,	     F_FIN | F_PSH | F_URG,
-	F_SYN | F_URG, 0xc2 /* SYN+ECE+CWR */,
+	F_SYN,
+	F_SYN | F_ACK,
+	F_ACK,
+	F_PSH | F_ACK,
+	F_FIN | F_ACK,
+	F_FIN,
+	F_RST,
+	F_RST | F_ACK,
+	F_SYN | F_FIN,
+	F_SYN | F_RST,
+	0,
+	F_FIN | F_PSH | F_URG,
+	F_SYN | F_URG,
+	0xc2 /* SYN+ECE+CWR */,
 };
 
 /* A TCP handshake and close, stepped through with some randomness. */
@@ -912,9 +1015,9 @@ static uint8_t tcp_script(struct randgen *g, struct flow *f, int *dir)
 		int who; /* 1 opener, 0 responder, -1 either */
 		uint8_t flags;
 	} script[] = {
-		{ 1, F_SYN },	     { 0, F_SYN | F_ACK }, { 1, F_ACK },	  { 1, F_PSH | F_ACK },
-		{ 0, F_PSH | F_ACK }, { -1, F_FIN | F_ACK }, { -1, F_ACK },	  { -1, F_FIN | F_ACK },
-		{ -1, F_ACK },
+		{ 1, F_SYN },	      { 0, F_SYN | F_ACK },  { 1, F_ACK },
+		{ 1, F_PSH | F_ACK }, { 0, F_PSH | F_ACK },  { -1, F_FIN | F_ACK },
+		{ -1, F_ACK },	      { -1, F_FIN | F_ACK }, { -1, F_ACK },
 	};
 	unsigned int i = f->step++ % ARRAY_SIZE(script);
 
@@ -986,8 +1089,8 @@ static void quote_flow(struct randgen *g, const struct flow *f, struct sg_pkt *p
 
 static void gen_icmp_error(struct randgen *g, struct seq *s, struct sg_pkt *pkt, int *dir)
 {
-	static const int v4_err[][2] = { { 3, 4 }, { 3, 3 }, { 3, 1 }, { 3, 13 }, { 11, 0 },
-					 { 12, 0 }, { 5, 1 }, { 4, 0 } };
+	static const int v4_err[][2] = { { 3, 4 },  { 3, 3 },  { 3, 1 }, { 3, 13 },
+					 { 11, 0 }, { 12, 0 }, { 5, 1 }, { 4, 0 } };
 	static const int v6_err[][2] = { { 1, 4 }, { 1, 1 }, { 2, 0 }, { 3, 0 }, { 4, 0 } };
 	const struct flow *f = &s->f[randgen_below(g, (uint32_t)s->nf)], *q = f;
 	struct packet *p = &pkt->p;
@@ -1096,8 +1199,8 @@ static void gen_packet(struct randgen *g, struct seq *s, struct sg_pkt *pkt, int
 	}
 	k = randgen_below(g, 100);
 	if (k < 6) {
+		/* no L4 header: flags stay in the struct, the model must not use them */
 		p->frag = true;
-		p->tcp_flags = 0;
 		memset(&pkt->q, 0, sizeof(pkt->q));
 	} else if (k < 9) {
 		pkt->first_frag = true;
@@ -1123,8 +1226,16 @@ static int64_t gen_move(struct randgen *g, struct sgt *h)
 		if (d < 0)
 			d = (int64_t)randgen_below(g, 1000) * SGT_MS;
 	} else if (k < 96) {
-		const uint32_t bases[] = { 10, 30, 60, 120, 180, 600, st->ct_tcp_established,
-					   st->ct_udp, st->ct_udp_stream, st->ct_icmp };
+		const uint32_t bases[] = { 10,
+					   30,
+					   60,
+					   120,
+					   180,
+					   600,
+					   st->ct_tcp_established,
+					   st->ct_udp,
+					   st->ct_udp_stream,
+					   st->ct_icmp };
 
 		d = (int64_t)bases[randgen_below(g, ARRAY_SIZE(bases))] * SG_NSEC +
 		    ((int64_t)randgen_below(g, 4000) - 2000) * SGT_MS;
@@ -1184,8 +1295,8 @@ static void tally(struct sgt *h, const struct sg_pkt *pkt, const struct sg_verdi
 	}
 }
 
-static void report(struct sgt *h, size_t idx, uint64_t sseed, const char *rules,
-		   const char *rules2, const char *msg)
+static void report(struct sgt *h, size_t idx, uint64_t sseed, const char *rules, const char *rules2,
+		   const char *msg)
 {
 	fprintf(stderr,
 		"\nSG MISMATCH: seed %llu, sequence %zu (sequence seed 0x%016llx)\n"
@@ -1268,7 +1379,6 @@ static void test_sg_random(void **state)
 	struct sgt_tally *t = &h->tally;
 
 	memset(t, 0, sizeof(*t));
-	h->quiet_hist = false;
 	for (i = 0; i < cfg.seqs; i++) {
 		if (cfg.only >= 0 && (size_t)cfg.only != i)
 			continue;
@@ -1319,7 +1429,6 @@ static void sc_end(void);
 static void sc_begin(const char *rules)
 {
 	sc_end();
-	H.quiet_hist = false;
 	H.nhist = 0;
 	H.pkt_no = 0;
 	sc_nrs = 0;
@@ -1439,15 +1548,18 @@ static bool sc_entry(const struct sg_pkt *pkt, struct moat_ct_value *val)
 	bool from_lo;
 
 	sg_model_key(pkt, &k, &from_lo);
-	return bpf_map_lookup_elem(H.ct_fd, &k, val) == 0;
+	return ct_lookup(&H, &k, val, NULL) == 1;
 }
 
 static size_t sc_count(void)
 {
 	struct moat_ct_key *k;
-	size_t n = ct_keys(H.ct_fd, &k);
+	size_t m, n = 0;
 
-	free(k);
+	for (m = 0; m < H.nct; m++) {
+		n += ct_keys(H.ct_fds[m], &k);
+		free(k);
+	}
 	return n;
 }
 
@@ -1682,6 +1794,14 @@ static void test_untracked(void **state)
 	sc_send(0, &ping, true, SG_BY_RULE);
 	assert_int_equal(sc_count(), 1);
 
+	/* a narrower rule listed first changes nothing: the rules are a
+	 * union, and any untracked rule allowing the flow makes it untracked */
+	sc_begin("sg in allow tcp dport 443 src 198.18.2.0/24\n"
+		 "sg in allow tcp dport 443 src 0.0.0.0/0\n"
+		 "sg out allow all dst 0.0.0.0/0\n");
+	sc_send(0, &syn, true, SG_BY_UNTRACKED);
+	assert_int_equal(sc_count(), 0);
+
 	/* a /0 of one family only: IPv6 is tracked */
 	sc_begin("sg in allow udp src 0.0.0.0/0\nsg out allow udp dst 0.0.0.0/0\n"
 		 "sg in allow udp src ::/0\n");
@@ -1705,7 +1825,7 @@ static void test_expired_replaced_and_reload(void **state)
 	assert_true(sc_entry(&req, &v0));
 	assert_int_equal(v0.timeout_s, 5);
 	sc_move(6000);
-	assert_true(sc_entry(&req, &v0)); /* as the clock move left it */
+	assert_true(sc_entry(&req, &v0));    /* as the clock move left it */
 	sc_send(0, &rep, false, SG_BY_NONE); /* expired: no reply gets in */
 	sc_send(1, &req, true, SG_BY_RULE);  /* expired: replaced */
 	assert_true(sc_entry(&req, &v1));
@@ -1726,6 +1846,63 @@ static void test_expired_replaced_and_reload(void **state)
 
 /* ---- setup ------------------------------------------------------------ */
 
+/*
+ * The connection tables: the maps the XDP program uses whose key and value
+ * are conntrack's. Found by their shape rather than by name, so a datapath
+ * that splits the table (e.g. half-open flows in a map of their own) is
+ * still checked whole. `conntrack` (moat_maps) must be one of them.
+ */
+static int find_ct_maps(struct sgt *h)
+{
+	int prog = moat_inst_prog_fd(h->inst, MOAT_DIR_IN);
+	struct bpf_prog_info pi;
+	__u32 ids[64], len = sizeof(pi), i;
+	int main_fd = moat_inst_maps(h->inst)->conntrack;
+	bool have_main = false;
+
+	memset(&pi, 0, sizeof(pi));
+	pi.nr_map_ids = ARRAY_SIZE(ids);
+	pi.map_ids = (__u64)(uintptr_t)ids;
+	if (bpf_obj_get_info_by_fd(prog, &pi, &len)) {
+		print_message("reading the program's maps: %s\n", strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < pi.nr_map_ids && i < ARRAY_SIZE(ids); i++) {
+		struct bpf_map_info mi, main_mi;
+		__u32 mlen = sizeof(mi);
+		int fd = bpf_map_get_fd_by_id(ids[i]);
+
+		if (fd < 0)
+			continue;
+		memset(&mi, 0, sizeof(mi));
+		if (bpf_obj_get_info_by_fd(fd, &mi, &mlen) ||
+		    mi.key_size != sizeof(struct moat_ct_key) ||
+		    mi.value_size != sizeof(struct moat_ct_value) ||
+		    h->nct == ARRAY_SIZE(h->ct_fds)) {
+			close(fd);
+			continue;
+		}
+		mlen = sizeof(main_mi);
+		memset(&main_mi, 0, sizeof(main_mi));
+		if (main_fd >= 0 && !bpf_obj_get_info_by_fd(main_fd, &main_mi, &mlen) &&
+		    main_mi.id == mi.id)
+			have_main = true;
+		snprintf(h->ct_names[h->nct], sizeof(h->ct_names[0]), "%s", mi.name);
+		h->ct_fds[h->nct++] = fd;
+	}
+	if (!have_main) {
+		print_message("the conntrack map is not among the program's maps\n");
+		return -1;
+	}
+	if (h->nct > 1) {
+		print_message("connection tables:");
+		for (i = 0; i < h->nct; i++)
+			print_message(" %s", h->ct_names[i]);
+		print_message("\n");
+	}
+	return 0;
+}
+
 static int setup(void **state)
 {
 	int err;
@@ -1745,16 +1922,18 @@ static int setup(void **state)
 		print_message("moat_inst_open_private: %s\n", strerror(-err));
 		return -1;
 	}
-	H.ct_fd = moat_inst_maps(H.inst)->conntrack;
-	if (H.ct_fd < 0) {
-		print_message("no conntrack map\n");
+	if (find_ct_maps(&H))
 		return -1;
-	}
 	return 0;
 }
 
 static int teardown(void **state)
 {
+	size_t m;
+
+	for (m = 0; m < H.nct; m++)
+		close(H.ct_fds[m]);
+	H.nct = 0;
 	if (H.inst)
 		moat_inst_close(H.inst);
 	H.inst = NULL;
@@ -1762,12 +1941,12 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define RUN_OR_SKIP(name)                       \
-	static void name##_run(void **state)    \
-	{                                       \
-		if (!H.inst)                    \
-			skip();                 \
-		name(state);                    \
+#define RUN_OR_SKIP(name)                    \
+	static void name##_run(void **state) \
+	{                                    \
+		if (!H.inst)                 \
+			skip();              \
+		name(state);                 \
 	}
 
 RUN_OR_SKIP(test_tcp_outbound_handshake)

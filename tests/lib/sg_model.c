@@ -12,11 +12,11 @@
  *     ordinary packet.
  *  2. A live entry for the packet's own key passes it and is advanced,
  *     unless the packet is a TCP SYN (ACK clear) and the entry is CLOSING.
- *  3. Otherwise the SG rules of the packet's direction decide (first
- *     matching rule, file order, tells whether the flow is untracked). No
- *     rule: drop, nothing changes. An untracked rule and TCP/UDP: pass,
- *     nothing changes. Else pass and create (replace) the entry, except for
- *     non-first fragments and TCP with RST or FIN.
+ *  3. Otherwise the SG rules of the packet's direction decide. No rule:
+ *     drop, nothing changes. TCP/UDP allowed by any untracked rule (they
+ *     are a union, so file order does not matter): pass, nothing changes.
+ *     Else pass and create (replace) the entry, except for non-first
+ *     fragments and TCP with RST or FIN.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -343,6 +343,7 @@ static void m_advance(const struct sg_model *m, struct sg_entry *e, const struct
 	e->last_ns = now;
 	e->timeout_s = sg_model_timeout(&m->rs->settings, p->proto, e->state);
 	e->packets[from_lo ? 0 : 1]++;
+	e->bytes[from_lo ? 0 : 1] += pkt->len;
 }
 
 int sg_model_packet(struct sg_model *m, int dir, const struct sg_pkt *pkt, int64_t now_ns,
@@ -414,8 +415,15 @@ int sg_model_packet(struct sg_model *m, int dir, const struct sg_pkt *pkt, int64
 	}
 	v->pass = true;
 	v->rule = r;
-	idx = (size_t)(r - m->rs->rules);
-	if (idx < m->untracked_n && m->untracked[idx] && (tcp || udp)) {
+	/* The rules are a union: the flow is untracked when any rule that
+	 * allows it is, whatever the file order. */
+	for (idx = 0; (tcp || udp) && idx < m->untracked_n; idx++) {
+		const struct rule *u = &m->rs->rules[idx];
+
+		if (!m->untracked[idx] || u->stage != RULE_STAGE_SG || (int)u->dir != dir ||
+		    !reference_rule_matches(m->rs, u, p))
+			continue;
+		v->rule = u;
 		v->by = SG_BY_UNTRACKED;
 		return 0;
 	}
@@ -443,6 +451,7 @@ int sg_model_packet(struct sg_model *m, int dir, const struct sg_pkt *pkt, int64
 	e->created_ns = e->last_ns = now_ns;
 	e->timeout_s = sg_model_timeout(&m->rs->settings, p->proto, e->state);
 	e->packets[from_lo ? 0 : 1] = 1;
+	e->bytes[from_lo ? 0 : 1] = pkt->len;
 	v->created = true;
 	return 0;
 }

@@ -32,47 +32,49 @@
  * defects, so the frame builder and the model see the same quote.
  */
 struct sg_quote {
-	bool present;		/* the ICMP message carries a quote at all */
-	int proto;		/* the quoted IP header's protocol */
+	bool present; /* the ICMP message carries a quote at all */
+	int proto;    /* the quoted IP header's protocol */
 	uint8_t src[16], dst[16];
-	uint16_t sport, dport;	/* TCP/UDP ports */
+	uint16_t sport, dport;	  /* TCP/UDP ports */
 	int icmp_type, icmp_code; /* quoted ICMP/ICMPv6 header */
-	uint16_t icmp_id;	/* quoted echo identifier */
-	uint8_t v4_ihl;		/* quoted IHL in words (5 normal, >5 options, <5 bad) */
-	bool v6_ext;		/* a Destination Options header before the L4 header */
-	uint8_t hdr_cut;	/* non-zero: only this many bytes of the IP header */
-	uint8_t l4_bytes;	/* bytes of the quoted L4 header present (8: complete) */
+	uint16_t icmp_id;	  /* quoted echo identifier */
+	uint8_t v4_ihl;		  /* quoted IHL in words (5 normal, >5 options, <5 bad) */
+	bool v6_ext;		  /* a Destination Options header before the L4 header */
+	uint8_t hdr_cut;	  /* non-zero: only this many bytes of the IP header */
+	uint8_t l4_bytes;	  /* bytes of the quoted L4 header present (8: complete) */
 };
 
 /* One packet of a sequence: what the rules see plus what state needs. */
 struct sg_pkt {
-	struct packet p;     /* family, proto, addresses, ports, flags, icmp, frag */
-	uint16_t icmp_id;    /* echo identifier (ICMP echo request/reply) */
-	bool first_frag;     /* MF set, offset 0: a first fragment (has L4) */
-	struct sg_quote q;   /* ICMP messages: the quoted datagram */
+	struct packet p;   /* family, proto, addresses, ports, flags, icmp, frag */
+	uint16_t icmp_id;  /* echo identifier (ICMP echo request/reply) */
+	bool first_frag;   /* MF set, offset 0: a first fragment (has L4) */
+	struct sg_quote q; /* ICMP messages: the quoted datagram */
+	uint32_t len;	   /* frame length (bytes counters count whole frames) */
 };
 
 /* What decided the model's verdict. */
 enum sg_by {
-	SG_BY_NDP = 0,	/* IPv6 neighbour discovery: passes before any stage */
-	SG_BY_OFF,	/* no SG rule lines: the stage is off */
-	SG_BY_RELATED,	/* ICMP error quoting a live entry */
-	SG_BY_ENTRY,	/* the packet's own live entry */
-	SG_BY_RULE,	/* a rule allowed it (entry created unless exempt) */
+	SG_BY_NDP = 0,	 /* IPv6 neighbour discovery: passes before any stage */
+	SG_BY_OFF,	 /* no SG rule lines: the stage is off */
+	SG_BY_RELATED,	 /* ICMP error quoting a live entry */
+	SG_BY_ENTRY,	 /* the packet's own live entry */
+	SG_BY_RULE,	 /* a rule allowed it (entry created unless exempt) */
 	SG_BY_UNTRACKED, /* an untracked rule allowed a TCP/UDP packet */
-	SG_BY_NONE,	/* no entry, no rule: drop */
+	SG_BY_NONE,	 /* no entry, no rule: drop */
 	SG_BY_COUNT
 };
 
 struct sg_entry {
 	struct moat_ct_key key;
-	uint8_t state;	     /* enum moat_ct_state */
-	bool orig_lo;	     /* the lower endpoint sent the first packet */
+	uint8_t state; /* enum moat_ct_state */
+	bool orig_lo;  /* the lower endpoint sent the first packet */
 	bool seen_lo, seen_hi;
-	uint8_t origin_dir;  /* direction of the first packet */
+	uint8_t origin_dir; /* direction of the first packet */
 	uint32_t timeout_s;
 	int64_t created_ns, last_ns; /* model clock */
-	uint32_t packets[2]; /* [0] from lo, [1] from hi */
+	uint32_t packets[2];	     /* [0] from lo, [1] from hi */
+	uint64_t bytes[2];
 };
 
 struct sg_verdict {
@@ -88,7 +90,7 @@ struct sg_verdict {
 	 * a clock skew between model and datapath could flip the verdict. */
 	bool near_edge;
 	bool has_key;
-	struct moat_ct_key key;	 /* the packet's own key */
+	struct moat_ct_key key; /* the packet's own key */
 	bool has_qkey;
 	struct moat_ct_key qkey; /* ICMP errors: the quoted flow's key */
 };
@@ -97,7 +99,7 @@ struct sg_verdict {
 
 struct sg_model {
 	const struct ruleset *rs;
-	bool *untracked;	/* per rule of rs (index as rs->rules) */
+	bool *untracked; /* per rule of rs (index as rs->rules) */
 	size_t untracked_n;
 	bool stage_on;
 	struct sg_entry *e;

@@ -1197,8 +1197,8 @@ static void test_warnings(void **state)
 	assert_int_equal(d.warnings, 7);
 	assert_diags(
 		&d,
-		"t.rules: warning: nacl out has no rules: the stage is on, so all outbound traffic is denied\n"
-		"t.rules: warning: sg in has no rules: the stage is on, so all inbound traffic is denied\n"
+		"t.rules:1:1: warning: nacl out has no rules: the stage is on, so all outbound traffic is denied\n"
+		"t.rules:2:1: warning: sg in has no rules: the stage is on, so all inbound traffic is denied\n"
 		"t.rules:10:1: warning: set 'empty' is empty: rules that use it match nothing\n"
 		"t.rules:3:1: warning: set 'v4only' (src) has no IPv6 prefix, so this rule never matches\n"
 		"t.rules:5:1: warning: set 'v6only' (dst) has no IPv4 prefix, so this rule never matches\n"
