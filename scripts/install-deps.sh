@@ -6,7 +6,7 @@ set -eu
 
 PKGS="clang llvm libbpf-dev libxdp-dev bpftool xdp-tools libjson-c-dev libcmocka-dev \
 libelf-dev zlib1g-dev pkg-config make gcc libc6-dev gcc-multilib iproute2 nmap nftables \
-socat netcat-openbsd python3 clang-format libclang-rt-14-dev ethtool"
+socat netcat-openbsd python3 clang-format libclang-rt-14-dev ethtool iputils-ping"
 
 missing=""
 for p in $PKGS; do

@@ -79,6 +79,17 @@ for kind in unit bpf; do
 		fi
 	done
 done
+# The fuzzers replay their corpus (every file once, under ASan + UBSan).
+for pair in rules:rules import:aws; do
+	target=${pair%%:*}
+	corpus=tests/fuzz/corpus/${pair#*:}
+	bin=build/fuzz/fuzz_$target
+	if [ -x "$bin" ]; then
+		add "fuzz/$target-corpus" "$bin" -runs=0 "$corpus"
+	else
+		add "fuzz/$target-corpus" sh -c "echo 'not built: $bin (make test builds it)'; exit 1"
+	fi
+done
 for t in tests/e2e/*.sh; do
 	add "e2e/$(basename "$t")" bash "$t"
 done

@@ -163,8 +163,8 @@ static void print_text(const struct moat_trace *t, int dir, const char *pkt,
 	printf("  why: %s\n", reason_text(t->reason));
 }
 
-static void print_json(const struct moat_trace *t, int dir, const char *pkt, const char *iface,
-		       const char *rules_file)
+static struct json_object *trace_json(const struct moat_trace *t, int dir, const char *pkt,
+				      const char *iface, const char *rules_file)
 {
 	struct json_object *o = json_object_new_object(), *n = json_object_new_object();
 	struct json_object *s = json_object_new_object();
@@ -217,53 +217,143 @@ static void print_json(const struct moat_trace *t, int dir, const char *pkt, con
 		json_object_object_add(s, "entry", NULL);
 	}
 	json_object_object_add(o, "sg", s);
-	out_json(o);
+	return o;
+}
+
+/* One packet to judge: direction, frame, and its spec as text. */
+struct trace_item {
+	int dir;
+	int len;
+	uint8_t frame[256];
+	char pkt[200];
+};
+
+/* "in|out PACKET" from @words; returns 0 or -EINVAL with @err set. */
+static int item_parse(int nw, char **words, struct trace_item *it, char *err, size_t errlen)
+{
+	struct packet p;
+
+	if (nw < 2) {
+		snprintf(err, errlen, "expected a direction and a packet");
+		return -EINVAL;
+	}
+	if (!strcmp(words[0], "in"))
+		it->dir = MOAT_DIR_IN;
+	else if (!strcmp(words[0], "out"))
+		it->dir = MOAT_DIR_OUT;
+	else {
+		snprintf(err, errlen, "expected the direction 'in' or 'out', not '%s'", words[0]);
+		return -EINVAL;
+	}
+	if (packet_parse(nw - 1, words + 1, &p, err, errlen))
+		return -EINVAL;
+	packet_format(&p, it->pkt, sizeof(it->pkt));
+	it->len = packet_build_frame(&p, it->frame, sizeof(it->frame));
+	if (it->len < 0) {
+		snprintf(err, errlen, "cannot build the packet: %s", strerror(-it->len));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * `--batch FILE`: one "in|out PACKET" a line (# comments), all judged by
+ * one loaded instance; a bad line is an error naming FILE:LINE and nothing
+ * is judged.
+ */
+static int items_from_file(const char *path, struct trace_item **out, size_t *n, bool json)
+{
+	struct trace_item *v = NULL;
+	size_t cnt = 0, cap = 0, lineno = 0;
+	char line[1024], err[512];
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		out_error(json, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *words[32], *save = NULL, *w, *hash = strchr(line, '#');
+		int nw = 0;
+
+		lineno++;
+		if (hash)
+			*hash = 0;
+		for (w = strtok_r(line, " \t\r\n", &save); w && nw < 32;
+		     w = strtok_r(NULL, " \t\r\n", &save))
+			words[nw++] = w;
+		if (!nw)
+			continue;
+		if (cnt == cap) {
+			struct trace_item *nv;
+
+			cap = cap ? cap * 2 : 64;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				free(v);
+				fclose(f);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		if (item_parse(nw, words, &v[cnt], err, sizeof(err))) {
+			out_error(json, "%s:%zu: %s", path, lineno, err);
+			free(v);
+			fclose(f);
+			return -EINVAL;
+		}
+		cnt++;
+	}
+	fclose(f);
+	*out = v;
+	*n = cnt;
+	return 0;
 }
 
 int cmd_trace(int argc, char **argv)
 {
-	const char *rules_file = NULL, *iface = NULL;
+	const char *rules_file = NULL, *iface = NULL, *batch = NULL;
 	bool json = false;
 	struct arg_opt opts[] = { { "rules", true, &rules_file, NULL },
+				  { "batch", true, &batch, NULL },
 				  { "json", false, NULL, &json },
 				  { 0 } };
 	struct moat_inst *inst = NULL;
 	struct ruleset rs, *rsp = NULL;
+	struct trace_item *items = NULL;
+	struct json_object *results = NULL;
 	struct moat_trace t;
-	struct packet p;
 	struct diags d;
 	struct args a;
-	uint8_t frame[1600];
-	char err[512], pkt[512];
-	int first, dir, len, rc, ret = MOAT_EXIT_OK;
+	char err[512];
+	int first, rc, ret = MOAT_EXIT_OK;
+	size_t nitems = 0, i;
 	bool pass;
 
 	if (args_parse(argc, argv, opts, &a, json))
 		return MOAT_EXIT_INPUT;
 	first = rules_file ? 0 : 1;
-	if (a.npos < first + 2) {
-		out_error(json, "usage: moat trace IFACE|--rules FILE in|out PACKET [--json]");
+	if (a.npos < first + (batch ? 0 : 2) || (batch && a.npos != first)) {
+		out_error(json, "usage: moat trace IFACE|--rules FILE in|out PACKET [--json]\n"
+				"       moat trace IFACE|--rules FILE --batch PACKETS [--json]");
 		return MOAT_EXIT_INPUT;
 	}
 	if (!rules_file)
 		iface = a.pos[0];
-	if (!strcmp(a.pos[first], "in"))
-		dir = MOAT_DIR_IN;
-	else if (!strcmp(a.pos[first], "out"))
-		dir = MOAT_DIR_OUT;
-	else {
-		out_error(json, "expected the direction 'in' or 'out', not '%s'", a.pos[first]);
-		return MOAT_EXIT_INPUT;
-	}
-	if (packet_parse(a.npos - first - 1, a.pos + first + 1, &p, err, sizeof(err))) {
-		out_error(json, "bad packet: %s", err);
-		return MOAT_EXIT_INPUT;
-	}
-	packet_format(&p, pkt, sizeof(pkt));
-	len = packet_build_frame(&p, frame, sizeof(frame));
-	if (len < 0) {
-		out_error(json, "cannot build the packet: %s", strerror(-len));
-		return MOAT_EXIT_INPUT;
+	if (batch) {
+		rc = items_from_file(batch, &items, &nitems, json);
+		if (rc)
+			return rc == -ENOMEM ? MOAT_EXIT_SYSTEM : MOAT_EXIT_INPUT;
+	} else {
+		items = calloc(1, sizeof(*items));
+		if (!items)
+			return MOAT_EXIT_SYSTEM;
+		nitems = 1;
+		if (item_parse(a.npos - first, a.pos + first, items, err, sizeof(err))) {
+			out_error(json, "bad packet: %s", err);
+			free(items);
+			return MOAT_EXIT_INPUT;
+		}
 	}
 
 	diags_init(&d);
@@ -305,20 +395,37 @@ int cmd_trace(int argc, char **argv)
 			goto out;
 		}
 	}
-	rc = moat_inst_run(inst, dir, frame, len, &pass, &t);
-	if (rc || !t.ran) {
-		out_error(json, "running the packet through the datapath: %s",
-			  rc ? strerror(-rc) : "no result");
-		ret = MOAT_EXIT_SYSTEM;
-		goto out;
+	if (batch && json)
+		results = json_object_new_array();
+	for (i = 0; i < nitems; i++) {
+		struct trace_item *it = &items[i];
+
+		rc = moat_inst_run(inst, it->dir, it->frame, it->len, &pass, &t);
+		if (rc || !t.ran) {
+			json_object_put(results);
+			out_error(json, "running the packet through the datapath: %s",
+				  rc ? strerror(-rc) : "no result");
+			ret = MOAT_EXIT_SYSTEM;
+			goto out;
+		}
+		if (results)
+			json_object_array_add(results,
+					      trace_json(&t, it->dir, it->pkt, iface, rules_file));
+		else if (json)
+			out_json(trace_json(&t, it->dir, it->pkt, iface, rules_file));
+		else
+			print_text(&t, it->dir, it->pkt, rsp);
 	}
-	if (json)
-		print_json(&t, dir, pkt, iface, rules_file);
-	else
-		print_text(&t, dir, pkt, rsp);
+	if (results) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "results", results);
+		out_json(o);
+	}
 out:
 	moat_inst_close(inst);
 	ruleset_free(&rs);
 	diags_free(&d);
+	free(items);
 	return ret;
 }

@@ -181,8 +181,12 @@ state() {
 
 pins_exact() {
 	local got stray
-	got=$(ls -A "$PINS" 2>/dev/null | sort)
-	stray=$(ls -A "$BPFFS_MOAT" 2>/dev/null | grep -F "$IFA" | grep -vx "$IFA" || true)
+	local f
+	got=$(find "$PINS" -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort)
+	stray=""
+	for f in "$BPFFS_MOAT"/*"$IFA"*; do
+		[ -e "$f" ] && [ "$f" != "$PINS" ] && stray="$stray ${f##*/}"
+	done
 	if [ "$got" != "$EXPECTED_PINS" ]; then
 		echo "pins in $PINS: $(tr '\n' ' ' <<<"$got")"
 		return 1
@@ -293,7 +297,7 @@ st=$(state)
 tap_is "A in force after reload to A" "$st" A
 [ "$st" = A ] || tap_diag "$(state_why)"
 tap_check "ping B->A passes under A" nt_ping b "$NT_A4" 2
-EXPECTED_PINS=$(ls -A "$PINS" | sort)
+EXPECTED_PINS=$(find "$PINS" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort)
 missing=""
 for p in rule_stats conntrack counters prog_xdp_ingress prog_tc_egress; do
 	grep -qx "$p" <<<"$EXPECTED_PINS" || missing="$missing $p"
@@ -351,7 +355,7 @@ for ((i = 1; i <= KILLS; i++)); do
 		;;
 	esac
 	pe=$(pins_exact) || problems+=("$pe")
-	read -r mine orph total oids <<<"$(maps_report)"
+	read -r mine orph _ oids <<<"$(maps_report)"
 	[ "${mine:-x}" = "$MINE0" ] || problems+=("the pinned generations hold ${mine:-?} inner maps, not $MINE0")
 	[ "${orph:-x}" = 0 ] || problems+=("${orph:-?} moat_* maps held by nothing known (ids: ${oids:-})")
 	maxorph=$((${orph:-0} > maxorph ? ${orph:-0} : maxorph))
@@ -476,10 +480,12 @@ st=$(state)
 tap_is "A whole in force at the end" "$st" A
 [ "$st" = A ] || tap_diag "$(state_why)"
 tap_check "ping B->A passes under A at the end" nt_ping b "$NT_A4" 2
-pe=$(pins_exact) && tap_ok "bpffs: exactly the pins of attach at the end" || {
+if pe=$(pins_exact); then
+	tap_ok "bpffs: exactly the pins of attach at the end"
+else
 	tap_fail "bpffs: exactly the pins of attach at the end"
 	tap_diag "$pe"
-}
+fi
 out=$(moat_a detach "$IFA" 2>&1) && rc=0 || rc=$?
 tap_is "moat detach" "$rc" 0
 tap_check_not "pin directory gone after detach" test -e "$PINS"

@@ -13,8 +13,11 @@
 #     reload, detach, attach, trace, ct list and trace --rules each exit 2
 #     with a message that says what is missing (mentions root, CAP_BPF,
 #     CAP_NET_ADMIN or permission) and does not claim the interface is not
-#     attached; detach (tried last) leaves the filter attached with its
-#     rules and its pins.
+#     attached (as root without capabilities, the read-only status, stats
+#     and ct list may instead work, if what they print is right). attach
+#     and detach, tried last, leave the filter attached with its rules and
+#     its pins (if not, the leftovers are taken off by hand and moat is
+#     attached again, so the rest of the test can run).
 #  3. A rules file, and a set file, that is a symlink to /dev/zero, a
 #     symlink to a FIFO, a directory, unreadable (mode 000, checked as the
 #     unprivileged user: root reads it anyway), 100 MB (sparse, and of text),
@@ -116,16 +119,35 @@ tap_check_not "the unprivileged user cannot list $PINS" "${NOBODY[@]}" ls "$PINS
 
 # ---- 2. the CLI without privileges --------------------------------------------
 
-# unpriv_case LABEL WRAPPER… -- MOAT_ARGS…: exit 2, says what is missing.
+# unpriv_case LABEL [--may-read] WRAPPER… -- MOAT_ARGS…: exit 2, says what
+# is missing. --may-read: root without capabilities still owns the 0600
+# pins, and reading a map through a pin needs no capability on this
+# kernel, so a read-only verb may also work: exit 0 with output that is
+# right (no "not attached", no XDP mode of "none", no raw library message).
 unpriv_case() {
-	local label=$1 wrap=() out rc why=""
+	local label=$1 wrap=() out rc why="" mayread=0
 	shift
+	if [ "$1" = --may-read ]; then
+		mayread=1
+		shift
+	fi
 	while [ "$1" != -- ]; do
 		wrap+=("$1")
 		shift
 	done
 	shift
 	out=$(in_a "${wrap[@]}" "$MOAT" "$@" 2>&1) && rc=0 || rc=$?
+	if [ "$mayread" = 1 ] && [ "$rc" = 0 ]; then
+		grep -Eqi -- 'not attached|none mode|libxdp:|libbpf:' <<<"$out" &&
+			why="exit 0, but the output is wrong or noisy"
+		if [ -z "$why" ]; then
+			tap_ok "$label: moat $* works (the pins are readable by their owner)"
+		else
+			tap_fail "$label: moat $* exits 2 saying what is missing, or works and is right"
+			tap_diag "$why" "output: $out"
+		fi
+		return 0
+	fi
 	[ "$rc" = 2 ] || why="exit $rc, want 2"
 	grep -Eqi -- "$PRIV_RE" <<<"$out" ||
 		why="${why:+$why; }the message mentions none of root, CAP_BPF, CAP_NET_ADMIN, permission"
@@ -177,12 +199,14 @@ for who in nobody nocaps; do
 		w=("${NOCAPS[@]}")
 		label="as root without capabilities"
 	fi
-	unpriv_case "$label" "${w[@]}" -- status
-	unpriv_case "$label" "${w[@]}" -- status "$IFA"
-	unpriv_case "$label" "${w[@]}" -- stats "$IFA"
+	mr=()
+	[ "$who" = nocaps ] && mr=(--may-read)
+	unpriv_case "$label" "${mr[@]}" "${w[@]}" -- status
+	unpriv_case "$label" "${mr[@]}" "${w[@]}" -- status "$IFA"
+	unpriv_case "$label" "${mr[@]}" "${w[@]}" -- stats "$IFA"
 	unpriv_case "$label" "${w[@]}" -- reload "$IFA" "$RA"
 	unpriv_case "$label" "${w[@]}" -- trace "$IFA" in icmp 198.18.2.1 to 198.18.1.1
-	unpriv_case "$label" "${w[@]}" -- ct list "$IFA"
+	unpriv_case "$label" "${mr[@]}" "${w[@]}" -- ct list "$IFA"
 	unpriv_case "$label" "${w[@]}" -- trace --rules "$RA" in icmp 198.18.2.1 to 198.18.1.1
 	still_attached "$label" "the verbs above"
 	# Last, as they may do harm: attach (on the attached interface), detach.

@@ -223,16 +223,6 @@ uint32_t sg_model_timeout(const struct rule_settings *s, int proto, uint8_t stat
 
 /* ---- untracked rules -------------------------------------------------- */
 
-/* Families an address field covers entirely: any (both), or a /0. */
-static unsigned int m_all_families(const struct rule_addr *a)
-{
-	if (a->kind == RULE_ADDR_ANY)
-		return 1u << 4 | 1u << 6;
-	if (a->kind == RULE_ADDR_PREFIX && a->prefix.len == 0)
-		return 1u << a->prefix.family;
-	return 0;
-}
-
 static const struct rule_addr *m_peer(const struct rule *r)
 {
 	return r->dir == RULE_DIR_IN ? &r->src : &r->dst;
@@ -243,8 +233,35 @@ static const struct rule_addr *m_local(const struct rule *r)
 	return r->dir == RULE_DIR_IN ? &r->dst : &r->src;
 }
 
+/*
+ * The families whose every address a rule's peer side takes in: a /0 its
+ * own family; "any" the rule's family (a rule with IPv4 addresses elsewhere
+ * matches IPv4 only), or both when the rule names no address.
+ */
+static unsigned int m_peer_families(const struct rule *r)
+{
+	const struct rule_addr *a = m_peer(r);
+
+	if (a->kind == RULE_ADDR_ANY)
+		return r->family ? 1u << r->family : (1u << 4 | 1u << 6);
+	if (a->kind == RULE_ADDR_PREFIX && a->prefix.len == 0)
+		return 1u << a->prefix.family;
+	return 0;
+}
+
+/* The local side takes in every address: any, or (unless @any_only) a /0. */
+static bool m_local_all(const struct rule *r, bool any_only)
+{
+	const struct rule_addr *a = m_local(r);
+
+	if (a->kind == RULE_ADDR_ANY)
+		return true;
+	return !any_only && a->kind == RULE_ADDR_PREFIX && a->prefix.len == 0;
+}
+
 /* A rule of the other direction that lets all of @family back, any port. */
-static bool m_has_return_rule(const struct ruleset *rs, const struct rule *r, int family)
+static bool m_has_return_rule(const struct ruleset *rs, const struct rule *r, int family,
+			      bool any_only)
 {
 	size_t i;
 
@@ -257,9 +274,9 @@ static bool m_has_return_rule(const struct ruleset *rs, const struct rule *r, in
 			continue;
 		if (o->sport.set || o->dport.set || o->has_icmp || o->established)
 			continue;
-		if (m_local(o)->kind != RULE_ADDR_ANY)
+		if (!m_local_all(o, any_only))
 			continue;
-		if (m_all_families(m_peer(o)) & (1u << family))
+		if (m_peer_families(o) & (1u << family))
 			return true;
 	}
 	return false;
@@ -267,11 +284,13 @@ static bool m_has_return_rule(const struct ruleset *rs, const struct rule *r, in
 
 /*
  * Untracked: proto all/tcp/udp, no sport/icmp/established, peer any or a
- * /0, local side any, and for each family the peer covers a rule of the
- * other direction (proto all or the same, no ports/icmp/established, local
- * any, peer any or that family's /0).
+ * /0, local side all addresses, and for each family the peer takes in a
+ * rule of the other direction (proto all or the same, no ports/icmp/
+ * established, local side all addresses, peer any or that family's /0).
+ * "Local side all addresses" is any or a /0; with @local_any_only, any
+ * only (the narrower reading of the brief's text).
  */
-bool sg_model_rule_untracked(const struct ruleset *rs, const struct rule *r)
+bool sg_model_rule_untracked(const struct ruleset *rs, const struct rule *r, bool local_any_only)
 {
 	unsigned int fams;
 
@@ -281,14 +300,14 @@ bool sg_model_rule_untracked(const struct ruleset *rs, const struct rule *r)
 		return false;
 	if (r->sport.set || r->has_icmp || r->established)
 		return false;
-	if (m_local(r)->kind != RULE_ADDR_ANY)
+	if (!m_local_all(r, local_any_only))
 		return false;
-	fams = m_all_families(m_peer(r));
+	fams = m_peer_families(r);
 	if (!fams)
 		return false;
-	if ((fams & (1u << 4)) && !m_has_return_rule(rs, r, 4))
+	if ((fams & (1u << 4)) && !m_has_return_rule(rs, r, 4, local_any_only))
 		return false;
-	if ((fams & (1u << 6)) && !m_has_return_rule(rs, r, 6))
+	if ((fams & (1u << 6)) && !m_has_return_rule(rs, r, 6, local_any_only))
 		return false;
 	return true;
 }
@@ -305,7 +324,7 @@ int sg_model_set_rules(struct sg_model *m, const struct ruleset *rs)
 		if (rs->rules[i].stage != RULE_STAGE_SG)
 			continue;
 		m->stage_on = true;
-		u[i] = sg_model_rule_untracked(rs, &rs->rules[i]);
+		u[i] = sg_model_rule_untracked(rs, &rs->rules[i], m->local_any_only);
 	}
 	free(m->untracked);
 	m->untracked = u;

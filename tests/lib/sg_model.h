@@ -98,6 +98,10 @@ struct sg_verdict {
 #define SG_MODEL_EDGE_NS (20ll * 1000 * 1000)
 
 struct sg_model {
+	/* Untracked rules need a local side of "any"; a /0 does not do (the
+	 * brief's literal text). Off: a /0 counts as all addresses, as the
+	 * datapath's compiler has it. Set before sg_model_set_rules(). */
+	bool local_any_only;
 	const struct ruleset *rs;
 	bool *untracked; /* per rule of rs (index as rs->rules) */
 	size_t untracked_n;
@@ -130,7 +134,7 @@ bool sg_model_expired(const struct sg_entry *e, int64_t now_ns);
 uint32_t sg_model_timeout(const struct rule_settings *s, int proto, uint8_t state);
 
 /* Whether @r (an SG rule of @rs) is "untracked" (see sg_model.c). */
-bool sg_model_rule_untracked(const struct ruleset *rs, const struct rule *r);
+bool sg_model_rule_untracked(const struct ruleset *rs, const struct rule *r, bool local_any_only);
 
 const char *sg_by_name(enum sg_by by);
 const char *sg_state_name(uint8_t state);
