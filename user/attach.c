@@ -60,7 +60,7 @@ static bool pins_are_live(const char *path, unsigned ifindex)
 	int fd = bpf_obj_get(path);
 
 	if (fd < 0)
-		return false;
+		return errno != ENOENT; /* cannot tell: never treat it as stale */
 	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
 		close(fd);
 		return true; /* cannot tell: do not touch */
@@ -173,7 +173,7 @@ static int reuse_kept_conntrack(const char *dir, uint32_t ct_max, struct moat_ma
 
 static uint32_t stat_slots_for(const struct ruleset *rs)
 {
-	uint32_t n = 1024;
+	uint32_t n = 8192;
 
 	/* Room for the live and a reloaded rule set, with space to grow. */
 	while (n < 4 * rs->nrules && n < 2 * 4 * MOAT_MAX_RULES)
@@ -416,9 +416,25 @@ int detach_iface(const char *ifname, bool keep_state, char *err, size_t errlen)
 	}
 	ifindex = if_nametoindex(ifname);
 	if (ifindex) {
-		detach_xdp(ifindex, fd);
+		/* Unpin only once the programs are really off: pins of a
+		 * running filter are how moat finds it again. */
+		rc = detach_xdp(ifindex, fd);
+		if (rc && rc != -ENOENT) {
+			snprintf(err, errlen, "detaching XDP from %s: %s; nothing was changed",
+				 ifname, strerror(-rc));
+			close(fd);
+			pin_unlock(lock);
+			return rc;
+		}
 		hook.ifindex = ifindex;
-		bpf_tc_detach(&hook, &tcopts);
+		rc = bpf_tc_detach(&hook, &tcopts);
+		if (rc && rc != -ENOENT && rc != -EINVAL) {
+			snprintf(err, errlen, "detaching TC egress from %s: %s", ifname,
+				 strerror(-rc));
+			close(fd);
+			pin_unlock(lock);
+			return rc;
+		}
 	}
 	close(fd);
 	rc = unpin_all(dir, keep_state);

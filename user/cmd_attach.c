@@ -61,6 +61,8 @@ int cmd_attach(int argc, char **argv)
 
 	if (args_parse(argc, argv, opts, &a, json))
 		return MOAT_EXIT_INPUT;
+	if (out_lacks_privileges(json))
+		return MOAT_EXIT_SYSTEM;
 	if (a.npos != 2) {
 		out_error(json, "usage: moat attach IFACE FILE [--mode native|skb|auto]");
 		return MOAT_EXIT_INPUT;
@@ -122,6 +124,8 @@ int cmd_reload(int argc, char **argv)
 
 	if (args_parse(argc, argv, opts, &a, json))
 		return MOAT_EXIT_INPUT;
+	if (out_lacks_privileges(json))
+		return MOAT_EXIT_SYSTEM;
 	if (a.npos != 2) {
 		out_error(json, "usage: moat reload IFACE FILE");
 		return MOAT_EXIT_INPUT;
@@ -194,6 +198,8 @@ int cmd_detach(int argc, char **argv)
 
 	if (args_parse(argc, argv, opts, &a, json))
 		return MOAT_EXIT_INPUT;
+	if (out_lacks_privileges(json))
+		return MOAT_EXIT_SYSTEM;
 	if (a.npos != 1) {
 		out_error(json, "usage: moat detach IFACE [--keep-state]");
 		return MOAT_EXIT_INPUT;

@@ -161,6 +161,8 @@ int cmd_ct(int argc, char **argv)
 
 	if (args_parse(argc, argv, opts, &a, json))
 		return MOAT_EXIT_INPUT;
+	if (out_lacks_privileges(json))
+		return MOAT_EXIT_SYSTEM;
 	if (a.npos == 2 && !strcmp(a.pos[0], "list"))
 		return ct_list(a.pos[1], json, all);
 	if (a.npos == 2 && !strcmp(a.pos[0], "flush"))

@@ -149,11 +149,13 @@ static struct json_object *rules_json(const struct ruleset *rs, const struct lin
 		const struct rule *r = &rs->rules[ri->rule];
 		struct json_object *o = json_object_new_object();
 
-		json_object_object_add(o, "stage", json_object_new_string(rule_stage_name(r->stage)));
+		json_object_object_add(o, "stage",
+				       json_object_new_string(rule_stage_name(r->stage)));
 		json_object_object_add(o, "dir", json_object_new_string(rule_dir_name(r->dir)));
 		json_object_object_add(o, "number", json_object_new_int(r->number));
 		json_object_object_add(o, "line", json_object_new_int(r->loc.line));
-		json_object_object_add(o, "status", json_object_new_string(status_name(ri->status)));
+		json_object_object_add(o, "status",
+				       json_object_new_string(status_name(ri->status)));
 		json_object_object_add(o, "witness",
 				       ri->has_witness ? witness_json(&ri->witness) : NULL);
 		json_object_array_add(a, o);
@@ -182,7 +184,8 @@ static struct json_object *reach_json(const struct lint_reach *r)
 						       json_object_new_boolean(c->truncated));
 				json_object_object_add(co, "total",
 						       json_object_new_int64((int64_t)c->total));
-				json_object_object_add(co, "regions", spans_json(c->spans, c->nspans));
+				json_object_object_add(co, "regions",
+						       spans_json(c->spans, c->nspans));
 				json_object_object_add(dobj, lint_reach_layer_name(l), co);
 			}
 			json_object_object_add(po, rule_dir_name(d), dobj);
@@ -230,7 +233,8 @@ static void print_spans(const char *label, const struct lint_span *v, size_t n, 
 		printf("%*s%s\n", indent, i ? "" : label, text);
 	}
 	if (total > n || partial)
-		printf("%*s... and %s%zu more\n", indent, "", partial ? "at least " : "", total - n);
+		printf("%*s... and %s%zu more\n", indent, "", partial ? "at least " : "",
+		       total - n);
 }
 
 static void print_finding(const char *file, const struct lint_finding *f)
@@ -242,8 +246,7 @@ static void print_finding(const char *file, const struct lint_finding *f)
 		printf("%s:%d: ", f->loc.file ? f->loc.file : file, f->loc.line);
 	else
 		printf("%s: ", file);
-	printf("%s: [%s] %s\n", lint_severity_name(f->sev), f->kind,
-	       f->message ? f->message : "");
+	printf("%s: [%s] %s\n", lint_severity_name(f->sev), f->kind, f->message ? f->message : "");
 	print_spans("  region: ", f->spans, f->nspans, f->spans_total, f->spans_partial);
 	for (i = 0; i < f->nwitness; i++) {
 		witness_text(&f->witness[i], pkt, sizeof(pkt));
@@ -269,13 +272,14 @@ static void print_reach(const struct lint_reach *r)
 				snprintf(label, sizeof(label), "  %-5s ", lint_reach_layer_name(l));
 				if (c->stage_off)
 					printf("%sstage off: everyone, every port\n", label);
-				else if (c->truncated)
+				else if (c->truncated && !c->total)
 					printf("%stoo fragmented to compute within the budget\n",
 					       label);
 				else if (!c->total)
 					printf("%snothing\n", label);
 				else
-					print_spans(label, c->spans, c->nspans, c->total, false);
+					print_spans(label, c->spans, c->nspans, c->total,
+						    c->truncated);
 			}
 		}
 }

@@ -42,6 +42,8 @@ int cmd_stats(int argc, char **argv)
 
 	if (args_parse(argc, argv, opts, &a, json))
 		return MOAT_EXIT_INPUT;
+	if (out_lacks_privileges(json))
+		return MOAT_EXIT_SYSTEM;
 	if (a.npos != 1) {
 		out_error(json, "usage: moat stats IFACE [--json]");
 		return MOAT_EXIT_INPUT;

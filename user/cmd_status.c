@@ -173,6 +173,10 @@ int cmd_status(int argc, char **argv)
 		json_object_put(arr);
 		return MOAT_EXIT_INPUT;
 	}
+	if (out_lacks_privileges(json)) {
+		json_object_put(arr);
+		return MOAT_EXIT_SYSTEM;
+	}
 	if (a.npos > 1) {
 		json_object_put(arr);
 		out_error(json, "usage: moat status [IFACE] [--json]");

@@ -332,6 +332,8 @@ int cmd_trace(int argc, char **argv)
 
 	if (args_parse(argc, argv, opts, &a, json))
 		return MOAT_EXIT_INPUT;
+	if (out_lacks_privileges(json))
+		return MOAT_EXIT_SYSTEM;
 	first = rules_file ? 0 : 1;
 	if (a.npos < first + (batch ? 0 : 2) || (batch && a.npos != first)) {
 		out_error(json, "usage: moat trace IFACE|--rules FILE in|out PACKET [--json]\n"

@@ -158,7 +158,7 @@ struct lctx {
 	struct lint_result *res;
 	size_t max_spans;
 	unsigned long budget, left;
-	struct lrule *rules; /* parallel to rs->rules */
+	struct lrule *rules;   /* parallel to rs->rules */
 	struct ltab tab[2][2]; /* [stage][dir] */
 	struct lreg univ;      /* every packet the datapath can judge */
 	/* walk scratch: the entries that meet the region, and the parts left */
@@ -166,17 +166,17 @@ struct lctx {
 	struct lcover *cover;
 	struct witem *stk;
 	size_t stk_cap;
-	char incomplete[160];		 /* the first questions the budget cut short */
+	char incomplete[160]; /* the first questions the budget cut short */
 	const struct lrule *incomplete_rules[LINT_MAX_REFS];
 	size_t nincomplete_rules;
-	uint16_t eph_lo, eph_hi;	 /* the peer's ephemeral ports */
-	uint16_t leph_lo, leph_hi;	 /* this host's */
+	uint16_t eph_lo, eph_hi;   /* the peer's ephemeral ports */
+	uint16_t leph_lo, leph_hi; /* this host's */
 };
 
 /* Where a walk sends the parts of a region (see walk_run()). */
 struct walk {
 	const struct lflat *fl;
-	size_t n; /* rules of @fl walked through */
+	size_t n;		 /* rules of @fl walked through */
 	const struct lflat *fl2; /* any_order: a second list, for a union */
 	size_t n2;
 	struct lreg *allow, *deny, *rest; /* NULL: not kept */
@@ -481,8 +481,8 @@ static int ivl_cmp(const void *pa, const void *pb)
  * The addresses of family @fam that @a matches, as sorted disjoint
  * intervals (a set's prefixes merged). Zero intervals: none of that family.
  */
-static int addr_ivls(const struct ruleset *rs, const struct rule_addr *a, int fam,
-		     struct ivl **out, size_t *n)
+static int addr_ivls(const struct ruleset *rs, const struct rule_addr *a, int fam, struct ivl **out,
+		     size_t *n)
 {
 	const struct rule_set *set;
 	struct ivl *v;
@@ -587,8 +587,8 @@ static int rule_compile(struct lctx *c, struct lrule *lr, const struct rule *r, 
 		err = addr_ivls(c->rs, &r->src, fams[f], &s, &ns);
 		if (!err)
 			err = addr_ivls(c->rs, &r->dst, fams[f], &d, &nd);
-		if (!err && ns && nd && (ns > MAX_RULE_BOXES / nd ||
-					 lr->boxes.n + ns * nd > MAX_RULE_BOXES))
+		if (!err && ns && nd &&
+		    (ns > MAX_RULE_BOXES / nd || lr->boxes.n + ns * nd > MAX_RULE_BOXES))
 			err = -E2BIG;
 		for (i = 0; !err && i < ns; i++)
 			for (j = 0; !err && j < nd; j++) {
@@ -1174,18 +1174,18 @@ static int walk_run(struct lctx *c, struct walk *w, const struct lreg *q)
 			w->found_box = it.b;
 			return 0;
 		}
-taken:;
+	taken:;
 	}
 	return 0;
 }
 
 /* The part of @q that table @t allows (all of it when the stage is off). */
-static int tab_allowed(struct lctx *c, const struct ltab *t, const struct lreg *q,
-		       struct lreg *out)
+static int tab_allowed(struct lctx *c, const struct ltab *t, const struct lreg *q, struct lreg *out)
 {
 	/* SG rules are a union: which one takes a part does not matter */
-	struct walk w = { .fl = &t->fv, .n = t->n, .allow = out,
-			  .any_order = t->stage == RULE_STAGE_SG };
+	struct walk w = {
+		.fl = &t->fv, .n = t->n, .allow = out, .any_order = t->stage == RULE_STAGE_SG
+	};
 
 	return t->on ? walk_run(c, &w, q) : reg_copy(q, out);
 }
@@ -1425,8 +1425,7 @@ const char *lint_reach_layer_name(enum lint_reach_layer l)
 	return (unsigned int)l < ARRAY_SIZE(names) ? names[l] : "?";
 }
 
-int lint_addr_range_format(int family, const uint8_t *lo, const uint8_t *hi, char *buf,
-			   size_t len)
+int lint_addr_range_format(int family, const uint8_t *lo, const uint8_t *hi, char *buf, size_t len)
 {
 	char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
 	int af = family == 4 ? AF_INET : AF_INET6, width = family == 4 ? 32 : 128, n;
@@ -1510,8 +1509,8 @@ static void note_incomplete(struct lctx *c, const char *what, const struct lrule
 	if (c->res->incomplete > 3)
 		return;
 	rule_name(lr->r, name, sizeof(name));
-	snprintf(c->incomplete + len, sizeof(c->incomplete) - len, "%s%s of %s",
-		 len ? ", " : "", what, name);
+	snprintf(c->incomplete + len, sizeof(c->incomplete) - len, "%s%s of %s", len ? ", " : "",
+		 what, name);
 }
 
 static struct lint_finding *finding_new(struct lctx *c, enum lint_severity sev, const char *kind,
@@ -1616,7 +1615,8 @@ static void takers_text(const struct walk *w, char *buf, size_t len)
 	for (i = 0; i < w->ntakers && off < len; i++) {
 		rule_name(w->takers[i]->r, name, sizeof(name));
 		off += snprintf(buf + off, len - off, "%s%s",
-				i == 0 ? "" : (i + 1 == w->ntakers && !w->more_takers ? " and " : ", "),
+				i == 0 ? ""
+				       : (i + 1 == w->ntakers && !w->more_takers ? " and " : ", "),
 				name);
 	}
 	if (w->more_takers && off < len)
@@ -1662,8 +1662,10 @@ static int report_never(struct lctx *c, const struct ltab *t, size_t pos, const 
 	finding_ref(f, lr);
 	rule_name(lr->r, name, sizeof(name));
 	if (!q->n) {
-		err = finding_msg(f, "%s can never match: no packet has all it asks for "
-				  "(an address set without a prefix of its family?)", name);
+		err = finding_msg(f,
+				  "%s can never match: no packet has all it asks for "
+				  "(an address set without a prefix of its family?)",
+				  name);
 		return err ? err : finding_fix(f, "remove it, or fix its addresses");
 	}
 	/* one rule that covers it all says it best */
@@ -1684,11 +1686,12 @@ static int report_never(struct lctx *c, const struct ltab *t, size_t pos, const 
 		err = finding_msg(f, "%s never matches: %s, tried first, cover%s all it matches",
 				  name, who, w->ntakers > 1 || w->more_takers ? "" : "s");
 		if (!err)
-			err = opposite ?
-				finding_fix(f, "give it a number below %d if it should decide "
-					    "these packets; otherwise remove it",
-					    w->ntakers ? w->takers[0]->r->number : 0) :
-				finding_fix(f, "remove it: it changes nothing");
+			err = opposite
+				      ? finding_fix(f,
+						    "give it a number below %d if it should decide "
+						    "these packets; otherwise remove it",
+						    w->ntakers ? w->takers[0]->r->number : 0)
+				      : finding_fix(f, "remove it: it changes nothing");
 	} else {
 		err = finding_msg(f, "%s adds nothing: %s already allow%s all it allows", name, who,
 				  w->ntakers > 1 || w->more_takers ? "" : "s");
@@ -1946,22 +1949,28 @@ static int check_denies_all(struct lctx *c)
 			typical_opener(dir, &pt);
 			finding_witness(f, &pt, dir);
 			if (!t->n && stage == RULE_STAGE_NACL)
-				err = finding_msg(f, "the NACL stage is on but has no `%s` rule: every "
-						  "%s packet is dropped",
-						  rule_dir_name(dir),
-						  dir == RULE_DIR_IN ? "inbound" : "outbound");
+				err = finding_msg(
+					f,
+					"the NACL stage is on but has no `%s` rule: every "
+					"%s packet is dropped",
+					rule_dir_name(dir),
+					dir == RULE_DIR_IN ? "inbound" : "outbound");
 			else if (!t->n)
-				err = finding_msg(f, "the SG stage is on but has no `%s` rule: no "
+				err = finding_msg(f,
+						  "the SG stage is on but has no `%s` rule: no "
 						  "%s connection can be opened",
 						  rule_dir_name(dir),
 						  dir == RULE_DIR_IN ? "inbound" : "outbound");
 			else
-				err = finding_msg(f, "every `nacl %s` rule denies or never matches: "
-						  "every %s packet is dropped", rule_dir_name(dir),
+				err = finding_msg(f,
+						  "every `nacl %s` rule denies or never matches: "
+						  "every %s packet is dropped",
+						  rule_dir_name(dir),
 						  dir == RULE_DIR_IN ? "inbound" : "outbound");
 			if (!err)
 				err = finding_fix(f, "%s",
-						  stage == RULE_STAGE_NACL ? nacl_fix[dir] : sg_fix[dir]);
+						  stage == RULE_STAGE_NACL ? nacl_fix[dir]
+									   : sg_fix[dir]);
 			if (err)
 				return err;
 		}
@@ -1986,8 +1995,7 @@ static bool rule_has_cls(const struct rule *r, enum lcls cls)
  */
 static bool rule_is_service(const struct rule *r, enum lcls cls)
 {
-	if (r->action != RULE_ALLOW || r->established || !rule_has_cls(r, cls) ||
-	    rule_is_return(r))
+	if (r->action != RULE_ALLOW || r->established || !rule_has_cls(r, cls) || rule_is_return(r))
 		return false;
 	if (cls == CLS_ICMP)
 		return !r->has_icmp || r->icmp_type == (r->proto == PROTO_ICMP ? 8 : 128);
@@ -2076,15 +2084,19 @@ static int report_hole(struct lctx *c, enum rule_dir dir, enum lcls cls, const s
 	sg_suggestion(c, k, cls, sg, sizeof(sg));
 
 	if (cls == CLS_TCP)
-		err = finding_msg(f, "%s admits return traffic but also lets %s open tcp "
+		err = finding_msg(f,
+				  "%s admits return traffic but also lets %s open tcp "
 				  "connections: %s%s; %s lets the SYN-ACK %s",
 				  name, dir == RULE_DIR_IN ? "peers" : "this host", span, more,
-				  k ? kname : "the other direction", dir == RULE_DIR_IN ? "out" : "in");
+				  k ? kname : "the other direction",
+				  dir == RULE_DIR_IN ? "out" : "in");
 	else
-		err = finding_msg(f, "%s admits return traffic but also lets %s start udp "
+		err = finding_msg(f,
+				  "%s admits return traffic but also lets %s start udp "
 				  "flows: %s%s; %s lets the replies %s",
 				  name, dir == RULE_DIR_IN ? "peers" : "this host", span, more,
-				  k ? kname : "the other direction", dir == RULE_DIR_IN ? "out" : "in");
+				  k ? kname : "the other direction",
+				  dir == RULE_DIR_IN ? "out" : "in");
 	if (err)
 		return err;
 
@@ -2092,14 +2104,20 @@ static int report_hole(struct lctx *c, enum rule_dir dir, enum lcls cls, const s
 		fixed = *lr->r;
 		fixed.established = true;
 		rule_text(c, &fixed, text, sizeof(text));
-		return finding_fix(f, "match only replies: `%s`; or let an SG track the "
-				   "connections%s and drop %s", text, sg, name);
+		return finding_fix(f,
+				   "match only replies: `%s`; or let an SG track the "
+				   "connections%s and drop %s",
+				   text, sg, name);
 	}
 	if (cls == CLS_TCP)
-		return finding_fix(f, "split %s so its tcp part can carry `established`, or let an "
-				   "SG track the connections%s", name, sg);
-	return finding_fix(f, "udp has no `established`: let an SG track these flows%s and drop "
-			   "%s, or narrow its ports to the replies you expect", sg, name);
+		return finding_fix(f,
+				   "split %s so its tcp part can carry `established`, or let an "
+				   "SG track the connections%s",
+				   name, sg);
+	return finding_fix(f,
+			   "udp has no `established`: let an SG track these flows%s and drop "
+			   "%s, or narrow its ports to the replies you expect",
+			   sg, name);
 }
 
 /*
@@ -2115,11 +2133,17 @@ static int hole_region(struct lctx *c, const struct ltab *t, size_t pos, enum lc
 {
 	const struct ltab *back = &c->tab[RULE_STAGE_NACL][!t->dir];
 	const struct ltab *sg = &c->tab[RULE_STAGE_SG][t->dir];
-	struct walk w1 = { .fl = &t->fv, .n = pos, .fl2 = &t->fsvc, .n2 = t->nsvc, .rest = b,
-			   .any_order = true, .rest_cap = cap ? HOLE_PARTS : 0 };
+	struct walk w1 = { .fl = &t->fv,
+			   .n = pos,
+			   .fl2 = &t->fsvc,
+			   .n2 = t->nsvc,
+			   .rest = b,
+			   .any_order = true,
+			   .rest_cap = cap ? HOLE_PARTS : 0 };
 	struct lreg q = { 0 }, a = { 0 };
-	struct walk wb = { .fl = &back->fv, .n = back->n, .allow = &a,
-			   .allow_cap = cap ? 4 * HOLE_PARTS : 0 };
+	struct walk wb = {
+		.fl = &back->fv, .n = back->n, .allow = &a, .allow_cap = cap ? 4 * HOLE_PARTS : 0
+	};
 	int err;
 
 	b->n = 0;
@@ -2208,8 +2232,8 @@ static int free_number(const struct ltab *t, const struct lrule *before)
 }
 
 /* @all: 1 every reply is dropped, 0 some are, -1 unknown (partial). */
-static int report_return(struct lctx *c, enum rule_dir dir, enum lcls cls,
-			 const struct lrule *lr, struct lreg *h, int all, bool partial)
+static int report_return(struct lctx *c, enum rule_dir dir, enum lcls cls, const struct lrule *lr,
+			 struct lreg *h, int all, bool partial)
 {
 	const struct ltab *back = &c->tab[RULE_STAGE_NACL][!dir];
 	char name[48], span[512], more[48], text[512], ports[32], what[64];
@@ -2237,13 +2261,15 @@ static int report_return(struct lctx *c, enum rule_dir dir, enum lcls cls,
 		snprintf(what, sizeof(what), "send echo requests");
 	} else {
 		ports_text(lr->r->dport.lo, lr->r->dport.hi, ports, sizeof(ports));
-		snprintf(what, sizeof(what), "%s %s %s to %s",
-			 cls == CLS_TCP ? "open" : "start", cls_name(cls),
-			 cls == CLS_TCP ? "connections" : "flows", ports);
+		snprintf(what, sizeof(what), "%s %s %s to %s", cls == CLS_TCP ? "open" : "start",
+			 cls_name(cls), cls == CLS_TCP ? "connections" : "flows", ports);
 	}
 	err = finding_msg(f, "%s lets %s %s but `nacl %s` drops %s replies: %s%s", name,
 			  dir == RULE_DIR_IN ? "peers" : "this host", what, rule_dir_name(!dir),
-			  all > 0 ? "all their" : all == 0 ? "some of their" : "their", span, more);
+			  all > 0    ? "all their"
+			  : all == 0 ? "some of their"
+				     : "their",
+			  span, more);
 	if (err)
 		return err;
 
@@ -2302,8 +2328,12 @@ static int check_return(struct lctx *c, enum rule_dir dir, enum lcls cls)
 	for (i = 0; i < t->n && !err; i++) {
 		const struct lrule *lr = t->v[i];
 		struct walk w1 = { .fl = &t->fv, .n = i, .rest = &a, .any_order = true };
-		struct walk w2 = { .fl = &back->fv, .n = back->n, .allow = &a, .deny = &x,
-				   .rest = &d, .rest_cap = HOLE_PARTS };
+		struct walk w2 = { .fl = &back->fv,
+				   .n = back->n,
+				   .allow = &a,
+				   .deny = &x,
+				   .rest = &d,
+				   .rest_cap = HOLE_PARTS };
 		bool partial;
 
 		if (!rule_is_service(lr->r, cls) ||
@@ -2362,16 +2392,26 @@ static const struct {
 	uint8_t protos;
 	const char *name;
 } admin_ports[] = {
-	{ 22, ADM_TCP, "ssh" },		   { 23, ADM_TCP, "telnet" },
-	{ 135, ADM_TCP, "msrpc" },	   { 445, ADM_TCP, "smb" },
-	{ 1433, ADM_TCP, "mssql" },	   { 1521, ADM_TCP, "oracle" },
-	{ 2375, ADM_TCP, "docker" },	   { 2376, ADM_TCP, "docker-tls" },
-	{ 2379, ADM_TCP, "etcd" },	   { 3306, ADM_TCP, "mysql" },
-	{ 3389, ADM_TCP | ADM_UDP, "rdp" }, { 5432, ADM_TCP, "postgresql" },
-	{ 5900, ADM_TCP, "vnc" },	   { 5984, ADM_TCP, "couchdb" },
-	{ 6379, ADM_TCP, "redis" },	   { 9042, ADM_TCP, "cassandra" },
-	{ 9200, ADM_TCP, "elasticsearch" }, { 10250, ADM_TCP, "kubelet" },
-	{ 11211, ADM_TCP | ADM_UDP, "memcached" }, { 27017, ADM_TCP, "mongodb" },
+	{ 22, ADM_TCP, "ssh" },
+	{ 23, ADM_TCP, "telnet" },
+	{ 135, ADM_TCP, "msrpc" },
+	{ 445, ADM_TCP, "smb" },
+	{ 1433, ADM_TCP, "mssql" },
+	{ 1521, ADM_TCP, "oracle" },
+	{ 2375, ADM_TCP, "docker" },
+	{ 2376, ADM_TCP, "docker-tls" },
+	{ 2379, ADM_TCP, "etcd" },
+	{ 3306, ADM_TCP, "mysql" },
+	{ 3389, ADM_TCP | ADM_UDP, "rdp" },
+	{ 5432, ADM_TCP, "postgresql" },
+	{ 5900, ADM_TCP, "vnc" },
+	{ 5984, ADM_TCP, "couchdb" },
+	{ 6379, ADM_TCP, "redis" },
+	{ 9042, ADM_TCP, "cassandra" },
+	{ 9200, ADM_TCP, "elasticsearch" },
+	{ 10250, ADM_TCP, "kubelet" },
+	{ 11211, ADM_TCP | ADM_UDP, "memcached" },
+	{ 27017, ADM_TCP, "mongodb" },
 };
 
 /* Does @lr's source cover every address of family @fam (no src, /0, a set)? */
@@ -2413,7 +2453,8 @@ static int check_sg_exposure(struct lctx *c)
 				char *list = open;
 				size_t *cnt = &nopen, len;
 
-				if (!(admin_ports[p].protos & (cls == CLS_TCP ? ADM_TCP : ADM_UDP)) ||
+				if (!(admin_ports[p].protos &
+				      (cls == CLS_TCP ? ADM_TCP : ADM_UDP)) ||
 				    !rule_has_cls(lr->r, cls))
 					continue;
 				op.n = q.n = a.n = 0;
@@ -2423,7 +2464,8 @@ static int check_sg_exposure(struct lctx *c)
 					err = reg_and(&lr->boxes, &op, &q);
 				/* only the families it opens to everyone */
 				for (size_t j = 0; j < q.n; j++)
-					if (!(q.v[j].fam == 4 ? w4 : w6) || q.v[j].lo[LD_SRC] != 0 ||
+					if (!(q.v[j].fam == 4 ? w4 : w6) ||
+					    q.v[j].lo[LD_SRC] != 0 ||
 					    q.v[j].hi[LD_SRC] != addr_max(q.v[j].fam))
 						q.v[j--] = q.v[--q.n];
 				if (err || !q.n)
@@ -2491,7 +2533,8 @@ static int check_sg_exposure(struct lctx *c)
 		else
 			rule_name(lr->r, text, sizeof(text));
 		if (!err)
-			err = finding_fix(f, "allow administrative ports only from the networks "
+			err = finding_fix(f,
+					  "allow administrative ports only from the networks "
 					  "that administer the host, e.g. `%s` (your admin "
 					  "network or a set such as @admins), or through a VPN",
 					  text);
@@ -2509,8 +2552,8 @@ static int check_sg_exposure(struct lctx *c)
  * layer, with (for the NACL) their replies allowed the other way; the SG
  * needs no rule for replies: conntrack lets them back.
  */
-static int reach_cell(struct lctx *c, enum lcls cls, enum rule_dir dir,
-		      enum lint_reach_layer layer, struct lint_reach_cell *cell)
+static int reach_cell(struct lctx *c, enum lcls cls, enum rule_dir dir, enum lint_reach_layer layer,
+		      struct lint_reach_cell *cell)
 {
 	const struct ltab *t = &c->tab[RULE_STAGE_NACL][dir];
 	const struct ltab *back = &c->tab[RULE_STAGE_NACL][!dir];
@@ -2525,28 +2568,35 @@ static int reach_cell(struct lctx *c, enum lcls cls, enum rule_dir dir,
 		cell->stage_off = true;
 		return 0;
 	}
-	c->left = c->budget;
+	/*
+	 * Each stage gets the budget; one cut short passes on what it found,
+	 * so a truncated cell still lists real regions, just not all.
+	 */
 	err = opener_build(&op, cls);
 	if (!err && use_nacl) {
+		c->left = c->budget;
 		err = tab_allowed(c, t, &op, &a);
+		cell->truncated |= err == ERR_BUDGET;
 		reg_reply(&a, cls, false);
-		if (!err)
+		c->left = c->budget;
+		if (!err || err == ERR_BUDGET)
 			err = tab_allowed(c, back, &a, &b);
+		cell->truncated |= err == ERR_BUDGET;
 		reg_reply(&b, cls, true);
 	} else if (!err) {
 		err = reg_copy(&op, &b);
 	}
 	a.n = 0;
-	if (!err && use_sg)
+	c->left = c->budget;
+	if ((!err || err == ERR_BUDGET) && use_sg)
 		err = tab_allowed(c, sg, &b, &a);
-	else if (!err)
+	else if (!err || err == ERR_BUDGET)
 		err = reg_copy(&b, &a);
-	if (err == ERR_BUDGET) {
-		cell->truncated = true;
+	cell->truncated |= err == ERR_BUDGET;
+	if (err == ERR_BUDGET)
 		err = 0;
-	} else if (!err) {
+	if (!err)
 		err = reg_spans(c, &a, dir, &cell->spans, &cell->nspans, &cell->total);
-	}
 	reg_free(&op);
 	reg_free(&a);
 	reg_free(&b);
@@ -2675,8 +2725,10 @@ static int report_too_big(struct lctx *c, const struct lrule *lr)
 		return -ENOMEM;
 	finding_ref(f, lr);
 	rule_name(lr->r, name, sizeof(name));
-	if (finding_msg(f, "%s: its src and dst sets make more than %u address pairs; lint "
-			"cannot analyse it exactly", name, MAX_RULE_BOXES))
+	if (finding_msg(f,
+			"%s: its src and dst sets make more than %u address pairs; lint "
+			"cannot analyse it exactly",
+			name, MAX_RULE_BOXES))
 		return -ENOMEM;
 	return -E2BIG;
 }
@@ -2820,7 +2872,8 @@ int lint_run(const struct ruleset *rs, const struct lint_opts *o, struct lint_re
 		} else {
 			for (i = 0; i < c.nincomplete_rules; i++)
 				finding_ref(f, c.incomplete_rules[i]);
-			err = finding_msg(f, "%zu question%s took more than the work budget (%s%s); "
+			err = finding_msg(f,
+					  "%zu question%s took more than the work budget (%s%s); "
 					  "what they would have found is not reported",
 					  res->incomplete, res->incomplete > 1 ? "s" : "",
 					  c.incomplete, res->incomplete > 3 ? ", ..." : "");

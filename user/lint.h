@@ -70,24 +70,24 @@ struct lint_span {
 
 struct lint_finding {
 	enum lint_severity sev;
-	const char *kind;		  /* LINT_KIND_* */
+	const char *kind; /* LINT_KIND_* */
 	struct lint_ref refs[LINT_MAX_REFS];
 	size_t nrefs;
-	struct rule_loc loc;		  /* the first rule's; line 0 when about the whole file */
-	char *message;			  /* one line */
+	struct rule_loc loc; /* the first rule's; line 0 when about the whole file */
+	char *message;	     /* one line */
 	struct lint_witness witness[2];
 	size_t nwitness;
-	char *fix;			  /* NULL when there is nothing to suggest */
-	struct lint_span *spans;	  /* the region the finding is about, coalesced */
-	size_t nspans, spans_total;	  /* kept / found (kept <= lint_opts.max_spans) */
-	bool spans_partial;		  /* the region has more than was found */
+	char *fix;		    /* NULL when there is nothing to suggest */
+	struct lint_span *spans;    /* the region the finding is about, coalesced */
+	size_t nspans, spans_total; /* kept / found (kept <= lint_opts.max_spans) */
+	bool spans_partial;	    /* the region has more than was found */
 };
 
 /* What the analysis concluded about one NACL or SG rule. */
 enum lint_rule_status {
-	LINT_RULE_LIVE = 0,	/* some packet's first match is this rule */
-	LINT_RULE_SHADOWED,	/* no packet: earlier rules cover it */
-	LINT_RULE_UNKNOWN,	/* the work budget ran out before an answer */
+	LINT_RULE_LIVE = 0, /* some packet's first match is this rule */
+	LINT_RULE_SHADOWED, /* no packet: earlier rules cover it */
+	LINT_RULE_UNKNOWN,  /* the work budget ran out before an answer */
 };
 
 struct lint_rule_info {
@@ -102,8 +102,8 @@ enum lint_reach_proto { LINT_REACH_TCP = 0, LINT_REACH_UDP, LINT_REACH_ICMP, LIN
 enum lint_reach_layer { LINT_REACH_NACL = 0, LINT_REACH_SG, LINT_REACH_BOTH, LINT_REACH_NLAYER };
 
 struct lint_reach_cell {
-	bool stage_off;	  /* the layer passes everything (its stages are off) */
-	bool truncated;	  /* the region was too fragmented to compute whole */
+	bool stage_off; /* the layer passes everything (its stages are off) */
+	bool truncated; /* too fragmented to compute whole: @total is a lower bound */
 	struct lint_span *spans;
 	size_t nspans, total;
 };
@@ -114,8 +114,8 @@ struct lint_reach {
 };
 
 struct lint_opts {
-	bool reach;	   /* compute lint_result.reach */
-	size_t max_spans;  /* regions kept per finding / reach cell; 0 = default (8) */
+	bool reach;	      /* compute lint_result.reach */
+	size_t max_spans;     /* regions kept per finding / reach cell; 0 = default (8) */
 	unsigned long budget; /* box operations per question; 0 = default */
 };
 
@@ -141,14 +141,13 @@ void lint_opts_default(struct lint_opts *o);
 int lint_run(const struct ruleset *rs, const struct lint_opts *o, struct lint_result *res);
 void lint_result_free(struct lint_result *res);
 
-const char *lint_severity_name(enum lint_severity s); /* "error", "warning", "info" */
+const char *lint_severity_name(enum lint_severity s);	    /* "error", "warning", "info" */
 const char *lint_reach_proto_name(enum lint_reach_proto p); /* "tcp", "udp", "icmp" */
 const char *lint_reach_layer_name(enum lint_reach_layer l); /* "nacl", "sg", "both" */
 
 /* "198.18.1.0/24 port 9000 -> 0.0.0.0/0 ports 1024-65535" (opener first). */
 int lint_span_format(const struct lint_span *s, char *buf, size_t len);
 /* An address range as a CIDR when it is one, else "LO-HI". */
-int lint_addr_range_format(int family, const uint8_t *lo, const uint8_t *hi, char *buf,
-			   size_t len);
+int lint_addr_range_format(int family, const uint8_t *lo, const uint8_t *hi, char *buf, size_t len);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "dp_load.h"
 
 struct command {
 	const char *name;
@@ -58,6 +59,7 @@ int main(int argc, char **argv)
 		usage(a >= argc ? stderr : stdout);
 		return a >= argc ? MOAT_EXIT_INPUT : MOAT_EXIT_OK;
 	}
+	dp_setup_logging();
 	len = strlen(argv[a]);
 	for (i = 0; i < NCOMMANDS; i++) {
 		if (!strcmp(argv[a], commands[i].name)) {

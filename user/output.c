@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "output.h"
+#include "pin.h"
 
 void out_error(bool json, const char *fmt, ...)
 {
@@ -50,6 +51,16 @@ struct json_object *out_diags_json(const struct diags *d)
 		json_object_array_add(a, o);
 	}
 	return a;
+}
+
+bool out_lacks_privileges(bool json)
+{
+	char err[256];
+
+	if (pin_require_privileges(err, sizeof(err)) == 0)
+		return false;
+	out_error(json, "%s", err);
+	return true;
 }
 
 const char *out_bytes(unsigned long long n, char *buf, size_t len)

@@ -17,6 +17,8 @@ __attribute__((format(printf, 2, 3))) void out_error(bool json, const char *fmt,
 void out_json(struct json_object *o);
 /* Diagnostics as a JSON array of {severity, file, line, col, message}. */
 struct json_object *out_diags_json(const struct diags *d);
+/* Say what privilege is missing and return true when the process lacks it. */
+bool out_lacks_privileges(bool json);
 /* "1.2 KiB" style. */
 const char *out_bytes(unsigned long long n, char *buf, size_t len);
 

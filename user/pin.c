@@ -3,6 +3,7 @@
  * pin.c - pin paths, the per-interface lock, and pinned maps by name.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <bpf/bpf.h>
 
 #include "pin.h"
@@ -119,6 +122,34 @@ int pin_open_maps(const char *ifname, struct moat_maps *m, char *err, size_t err
 		*moat_maps_fd(m, i) = fd;
 	}
 	return 0;
+}
+
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+int pin_require_privileges(char *err, size_t errlen)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = { { 0 } };
+	bool bpf, net;
+
+	if (syscall(SYS_capget, &hdr, data)) {
+		snprintf(err, errlen, "cannot read this process's capabilities: %s",
+			 strerror(errno));
+		return -EPERM;
+	}
+#define HAS_CAP(c) (data[(c) / 32].effective & (1u << ((c) % 32)))
+	bpf = HAS_CAP(CAP_BPF) || HAS_CAP(CAP_SYS_ADMIN);
+	net = HAS_CAP(CAP_NET_ADMIN);
+#undef HAS_CAP
+	if (bpf && net)
+		return 0;
+	snprintf(err, errlen,
+		 "moat needs root, or the capabilities CAP_BPF and CAP_NET_ADMIN; this process "
+		 "lacks %s%s%s",
+		 bpf ? "" : "CAP_BPF", !bpf && !net ? " and " : "", net ? "" : "CAP_NET_ADMIN");
+	return -EPERM;
 }
 
 int pin_lock(const char *ifname)

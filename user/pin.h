@@ -43,6 +43,13 @@ bool pin_dir_exists(const char *ifname);
 int pin_open_maps(const char *ifname, struct moat_maps *m, char *err, size_t errlen);
 
 /*
+ * Whether this process may load and attach BPF programs: root, or the
+ * capabilities CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN. Returns 0, or
+ * -EPERM with a message naming what is missing.
+ */
+int pin_require_privileges(char *err, size_t errlen);
+
+/*
  * Take the per-interface lock (flock on /run/moat/IFACE.lock), waiting
  * for another moat command to finish. Returns the lock fd or -errno.
  */

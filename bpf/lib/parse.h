@@ -65,7 +65,13 @@ struct icmp_hdr_ {
 	__be16 seq;
 };
 
-static __always_inline int parse_l4(void *data, void *end, struct moat_pkt *p, __u32 off)
+/*
+ * The L4 header at @off; @ip_end is where the IP packet ends (its length
+ * field), which may be before the frame's end (padding): a header must fit
+ * in the packet, not merely in the frame.
+ */
+static __always_inline int parse_l4(void *data, void *end, struct moat_pkt *p, __u32 off,
+				    __u32 ip_end)
 {
 	void *l4 = data + off;
 
@@ -73,7 +79,7 @@ static __always_inline int parse_l4(void *data, void *end, struct moat_pkt *p, _
 	if (p->proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
 
-		if ((void *)(th + 1) > end || th->doff < 5)
+		if ((void *)(th + 1) > end || th->doff < 5 || off + th->doff * 4 > ip_end)
 			return MOAT_PARSE_MALFORMED;
 		p->sport = bpf_ntohs(th->source);
 		p->dport = bpf_ntohs(th->dest);
@@ -85,7 +91,7 @@ static __always_inline int parse_l4(void *data, void *end, struct moat_pkt *p, _
 	} else if (p->proto == IPPROTO_UDP) {
 		struct udphdr *uh = l4;
 
-		if ((void *)(uh + 1) > end)
+		if ((void *)(uh + 1) > end || off + sizeof(*uh) > ip_end)
 			return MOAT_PARSE_MALFORMED;
 		p->sport = bpf_ntohs(uh->source);
 		p->dport = bpf_ntohs(uh->dest);
@@ -94,7 +100,7 @@ static __always_inline int parse_l4(void *data, void *end, struct moat_pkt *p, _
 		   (p->proto == IPPROTO_ICMPV6 && p->family == 6)) {
 		struct icmp_hdr_ *ih = l4;
 
-		if ((void *)(ih + 1) > end)
+		if ((void *)(ih + 1) > end || off + sizeof(*ih) > ip_end)
 			return MOAT_PARSE_MALFORMED;
 		p->icmp_type = ih->type;
 		p->icmp_code = ih->code;
@@ -133,7 +139,7 @@ static __always_inline int parse_ipv4(void *data, void *end, struct moat_pkt *p,
 		p->state = MOAT_L4_NOHDR;
 		return MOAT_PARSE_OK;
 	}
-	return parse_l4(data, end, p, off + ihl);
+	return parse_l4(data, end, p, off + ihl, off + tot);
 }
 
 struct ipv6_opt_hdr_ {
@@ -152,7 +158,7 @@ static __always_inline int parse_ipv6(void *data, void *end, struct moat_pkt *p,
 				      __u32 len)
 {
 	struct ipv6hdr *ip6 = data + off;
-	__u32 plen;
+	__u32 plen, ip_end;
 	__u8 nh;
 	int i;
 
@@ -164,14 +170,21 @@ static __always_inline int parse_ipv6(void *data, void *end, struct moat_pkt *p,
 	off += sizeof(*ip6);
 	if (off + plen > len)
 		return MOAT_PARSE_MALFORMED;
+	ip_end = off + plen;
 	p->family = 6;
 	__builtin_memcpy(p->src, &ip6->saddr, 16);
 	__builtin_memcpy(p->dst, &ip6->daddr, 16);
 	nh = ip6->nexthdr;
 
+	/* Up to MOAT_V6_EXT_MAX extension headers, then the upper layer. */
 #pragma unroll
-	for (i = 0; i < MOAT_V6_EXT_MAX; i++) {
+	for (i = 0; i <= MOAT_V6_EXT_MAX; i++) {
 		struct ipv6_opt_hdr_ *oh = data + off;
+
+		if (i == MOAT_V6_EXT_MAX && (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING ||
+					     nh == IPPROTO_DSTOPTS || nh == IPPROTO_AH ||
+					     nh == IPPROTO_FRAGMENT))
+			return MOAT_PARSE_EXT_LIMIT;
 
 		switch (nh) {
 		case IPPROTO_HOPOPTS:
@@ -191,7 +204,7 @@ static __always_inline int parse_ipv6(void *data, void *end, struct moat_pkt *p,
 		case IPPROTO_FRAGMENT: {
 			struct ipv6_frag_hdr_ *fh = data + off;
 
-			if ((void *)(fh + 1) > end)
+			if ((void *)(fh + 1) > end || off + sizeof(*fh) > ip_end)
 				return MOAT_PARSE_MALFORMED;
 			nh = fh->nexthdr;
 			off += sizeof(*fh);
@@ -204,10 +217,11 @@ static __always_inline int parse_ipv6(void *data, void *end, struct moat_pkt *p,
 		}
 		default:
 			p->proto = nh;
-			return parse_l4(data, end, p, off);
+			return parse_l4(data, end, p, off, ip_end);
 		}
-		/* Keep the offset provably small for the verifier. */
-		if (off > 1024)
+		/* An extension header may not run past the packet; the bound
+		 * also keeps the offset provably small for the verifier. */
+		if (off > ip_end || off > 1024)
 			return MOAT_PARSE_MALFORMED;
 	}
 	return MOAT_PARSE_EXT_LIMIT;

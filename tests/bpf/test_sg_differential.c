@@ -742,7 +742,7 @@ static void gen_untracked_pair(struct randgen *g, struct rbuf *b)
 	if (fam)
 		rb_add(b, " %s %s", d1 ? "dst" : "src", zero);
 	/* a /0 on the local side: all addresses too (of its family only) */
-	if (randgen_chance(g, 20))
+	if (randgen_chance(g, 35))
 		rb_add(b, " %s %s", d1 ? "src" : "dst", fam == 2 ? "::/0" : "0.0.0.0/0");
 	rb_add(b, "\n");
 	/* a tracked rule allowing part of the same flows (shuffled, so it is

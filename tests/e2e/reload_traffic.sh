@@ -4,7 +4,7 @@
 # reload_traffic.sh - `moat reload` under traffic (TAP output).
 #
 # A 20 MiB TCP transfer from A to B:9000 keeps flowing while `moat reload`
-# runs 20 times, alternating two NACL rule files that both allow it but by
+# runs 200 times (MOAT_RELOADS), alternating two NACL rule files that both allow it but by
 # different rules (file 1 by rules 100, file 2 by rules 200). The sender is
 # paced by the reloads, so data is in flight from before the first until
 # after the last. Checks: every reload exits 0; the content arrives intact
@@ -13,14 +13,20 @@
 # retransmission was spurious (answered by a D-SACK: the receiver already had
 # the segment, so nothing was lost anywhere); both rule sets' rules counted
 # packets, and their counters survived the reloads (kept by stage, direction
-# and number).
+# and number). Then a UDP stream B -> A:7777 runs while reloads alternate two
+# sets that differ in one rule for it (set X denies it by rule 50, set Y's
+# rule 50 is about another port, so Y allows it by rule 60; both sets have
+# both numbers, so the counters carry over): every datagram must be counted
+# by exactly one of
+# those two rules, never by another rule or the final deny (a packet judged
+# by a mix of the two sets would land elsewhere).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=scripts/netns.sh
 . "$REPO/scripts/netns.sh"
 
-RELOADS=20
+RELOADS=${MOAT_RELOADS:-200}
 SIZE_KB=$((20 * 1024))
 
 [ -x "$MOAT" ] || tap_bail "$MOAT not built (make moat)"
@@ -160,5 +166,61 @@ for spec in "out 100" "in 100" "out 200" "in 200"; do
 done
 
 tap_check "TCP A->B:9000 still works after the reloads" nt_tcp_try a b "$NT_B4" 9000
+
+# ---- no packet judged by a mix ---------------------------------------------
+RX=$NT_TMP/x.rules
+RY=$NT_TMP/y.rules
+cat >"$RX" <<'EOF'
+nacl in  50 deny  udp src 198.18.2.0/24 dport 7777
+nacl in  60 allow udp src 198.18.2.0/24 dport 7777
+nacl in  70 allow udp src 198.18.2.0/24 dport 7000-7999
+nacl in  300 allow all src ::/0
+nacl out 100 allow all
+EOF
+cat >"$RY" <<'EOF'
+nacl in  50 deny  udp src 198.18.2.0/24 dport 7778
+nacl in  60 allow udp src 198.18.2.0/24 dport 7777
+nacl in  70 deny  udp src 198.18.2.0/24 dport 7000-7999
+nacl in  300 allow all src ::/0
+nacl out 100 allow all
+EOF
+nt_reload "$RX" >/dev/null 2>&1 || tap_fail "reload to set X"
+MIX0=$NT_TMP/mix0.json
+nt_moat stats "$IFA" --json >"$MIX0"
+UDP_STREAM_PY='
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+n = int(sys.argv[3])
+gap = float(sys.argv[4]) / n
+for i in range(n):
+    s.sendto(b"m" * 64, (sys.argv[1], int(sys.argv[2])))
+    time.sleep(gap)
+print(n)
+'
+MIXN=5000
+nt_bg b timeout 120 python3 -c "$UDP_STREAM_PY" "$NT_A4" 7777 "$MIXN" 15 >"$NT_TMP/mix.sent"
+upid=$NT_LAST_PID
+mixfails=0
+i=0
+while kill -0 "$upid" 2>/dev/null && [ "$i" -lt 400 ]; do
+	i=$((i + 1))
+	f=$RY
+	[ $((i % 2)) = 0 ] && f=$RX
+	nt_reload "$f" >/dev/null 2>&1 || mixfails=$((mixfails + 1))
+done
+nt_reap "$upid" 120 || true
+sent=$(cat "$NT_TMP/mix.sent" 2>/dev/null || echo 0)
+MIX=$NT_TMP/mix.json
+nt_moat stats "$IFA" --json >"$MIX"
+c50=$(pkts "$MIX" in 50)
+c60=$(pkts "$MIX" in 60)
+c70=$(($(pkts "$MIX" in 70) - $(pkts "$MIX0" in 70)))
+dd=$(($(nt_dir_counter in nacl_default_deny <"$MIX") - $(nt_dir_counter in nacl_default_deny <"$MIX0")))
+tap_diag "sent $sent datagrams over $i reloads: rule 50 (X, deny) $c50, rule 60 (Y, allow) $c60, rule 70 $c70, final deny $dd"
+tap_is "reloads between sets X and Y all exit 0" "$mixfails" 0
+tap_is "every datagram was judged by rule 50 of X or rule 60 of Y" "$((c50 + c60))" "$sent"
+tap_check "both sets took turns" test "$c50" -gt 0 -a "$c60" -gt 0
+tap_is "no datagram reached rule 70 (a mix of the two sets)" "$c70" 0
+tap_is "no datagram fell to the final deny" "$dd" 0
 
 tap_done

@@ -91,9 +91,8 @@ static const struct rule *nacl_rule(const struct ruleset *rs, enum rule_dir dir,
 	return NULL;
 }
 
-static const struct lint_rule_info *info_of(const struct lint_result *res,
-					    const struct ruleset *rs, enum rule_dir dir,
-					    int number)
+static const struct lint_rule_info *info_of(const struct lint_result *res, const struct ruleset *rs,
+					    enum rule_dir dir, int number)
 {
 	const struct rule *r = nacl_rule(rs, dir, number);
 
@@ -123,8 +122,8 @@ static bool span_holds(const struct lint_span *s, const struct packet *p)
 		return false;
 	if (!s->has_ports)
 		return true;
-	return pport >= s->peer_port_lo && pport <= s->peer_port_hi &&
-	       lport >= s->local_port_lo && lport <= s->local_port_hi;
+	return pport >= s->peer_port_lo && pport <= s->peer_port_hi && lport >= s->local_port_lo &&
+	       lport <= s->local_port_hi;
 }
 
 static bool nacl_passes(const struct ruleset *rs, enum rule_dir dir, const struct packet *p)
@@ -434,8 +433,8 @@ static void test_shadowed_exact(void **state)
 	assert_int_equal(f->sev, LINT_SEV_WARNING);
 	/* its witness is a packet it matches that an earlier rule decides */
 	assert_int_equal(f->nwitness, 1);
-	assert_true(reference_rule_matches(&rs, nacl_rule(&rs, RULE_DIR_IN, 320),
-					   &f->witness[0].pkt));
+	assert_true(
+		reference_rule_matches(&rs, nacl_rule(&rs, RULE_DIR_IN, 320), &f->witness[0].pkt));
 	reference_nacl(&rs, RULE_DIR_IN, &f->witness[0].pkt, &w);
 	assert_true(w == nacl_rule(&rs, RULE_DIR_IN, 300) || w == nacl_rule(&rs, RULE_DIR_IN, 310));
 	lint_result_free(&res);
@@ -462,8 +461,8 @@ static void test_partly_overridden(void **state)
 	assert_true(refs_number(f, RULE_DIR_IN, 100));
 	/* the witness: matched by 200, decided by 100 */
 	assert_int_equal(f->nwitness, 1);
-	assert_true(reference_rule_matches(&rs, nacl_rule(&rs, RULE_DIR_IN, 200),
-					   &f->witness[0].pkt));
+	assert_true(
+		reference_rule_matches(&rs, nacl_rule(&rs, RULE_DIR_IN, 200), &f->witness[0].pkt));
 	reference_nacl(&rs, RULE_DIR_IN, &f->witness[0].pkt, &w);
 	assert_ptr_equal(w, nacl_rule(&rs, RULE_DIR_IN, 100));
 	assert_int_equal(info_of(&res, &rs, RULE_DIR_IN, 200)->status, LINT_RULE_LIVE);
@@ -720,7 +719,8 @@ static void perf_ruleset(struct randgen *g, struct ruleset *rs, size_t n)
 		assert_non_null(r);
 		if (randgen_chance(g, 80)) {
 			unsigned int len = randgen_between(g, 4, 7) * 4;
-			uint32_t a = (10u << 24 | randgen_below(g, 1u << 24)) & ~((1u << (32 - len)) - 1);
+			uint32_t a = (10u << 24 | randgen_below(g, 1u << 24)) &
+				     ~((1u << (32 - len)) - 1);
 
 			snprintf(cidr, sizeof(cidr), "%u.%u.%u.%u/%u", a >> 24, a >> 16 & 255,
 				 a >> 8 & 255, a & 255, len);
@@ -758,7 +758,8 @@ static void test_performance(void **state)
 	assert_int_equal(randgen_ruleset(&g, &o, &rs), 0);
 	s = lint_seconds(&rs, &res);
 	print_message("lint of %zu overlapping random rules: %.3f s, %zu findings, "
-		      "%zu undecided\n", rs.nrules, s, res.n, res.incomplete);
+		      "%zu undecided\n",
+		      rs.nrules, s, res.n, res.incomplete);
 	assert_true(s < 5.0);
 	lint_result_free(&res);
 	ruleset_free(&rs);
@@ -769,7 +770,8 @@ static void test_performance(void **state)
 	perf_ruleset(&g, &rs, 4096);
 	s = lint_seconds(&rs, &res);
 	print_message("lint of %zu realistic random rules: %.3f s, %zu findings, "
-		      "%zu undecided\n", rs.nrules, s, res.n, res.incomplete);
+		      "%zu undecided\n",
+		      rs.nrules, s, res.n, res.incomplete);
 	assert_true(s < 5.0);
 	lint_result_free(&res);
 	ruleset_free(&rs);
