@@ -44,7 +44,7 @@ BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
 TEST_HELP := $(wildcard tests/lib/*.c)
 
-.PHONY: all deps demo test bench clean format format-check check unit-tests bpf-tests fuzz
+.PHONY: all deps demo demo-aws test bench clean format format-check check unit-tests bpf-tests fuzz
 
 # Fuzz targets (libFuzzer, clang): pure parsing code only.
 FUZZ_SRCS := user/diag.c user/rules_parse.c user/rules_format.c user/compile.c user/import_aws.c
@@ -113,6 +113,11 @@ bpf-tests: $(BPFT_BINS)
 demo: deps
 	@$(MAKE) --no-print-directory moat
 	@scripts/demo.sh
+
+# The demo's probes under a configuration imported from AWS CLI JSON.
+demo-aws: deps
+	@$(MAKE) --no-print-directory moat
+	@scripts/demo-aws.sh
 
 test: deps
 	@$(MAKE) --no-print-directory moat unit-tests bpf-tests $(FUZZ_BINS)
