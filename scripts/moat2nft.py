@@ -38,6 +38,7 @@ untracked SG flows are tracked by nft.
 """
 
 import argparse
+import bisect
 import ipaddress
 import os
 import sys
@@ -316,38 +317,45 @@ def boxes_overlap(x, y):
 
 
 class Run:
-    """Consecutive, pairwise disjoint boxes of one family."""
+    """Consecutive, pairwise disjoint boxes of one family.
 
-    WIDE = 16  # source prefixes shorter than this are checked against all
+    Source prefixes are nested or disjoint, so a new box can only overlap
+    boxes whose source prefix contains its own (found by looking up each of
+    its supernets) or lies inside it (a range of the list sorted by first
+    address)."""
+
+    MAX_INSIDE = 4096  # beyond this many candidates, start a new map instead
 
     def __init__(self):
         self.elems = []
-        self.buckets = {}
-        self.wide = []
-
-    def key(self, b):
-        n = b[0]
-        if n.prefixlen < self.WIDE:
-            return None
-        return int(n.network_address) >> (n.max_prefixlen - self.WIDE)
+        self.exact = {}  # (network int, prefix length) -> [boxes]
+        self.los = []  # sorted (first address, last address, index)
 
     def fits(self, b):
-        k = self.key(b)
-        if k is None:
-            if len(self.elems) > 4096:
-                return False  # keep the check bounded; a new map is correct too
-            cands = (e for e, _ in self.elems)
-        else:
-            cands = self.buckets.get(k, []) + self.wide
-        return not any(boxes_overlap(b, c) for c in cands)
+        n = b[0]
+        addr, plen, bits = int(n.network_address), n.prefixlen, n.max_prefixlen
+        for length in range(plen + 1):
+            mask = ((1 << length) - 1) << (bits - length) if length else 0
+            for c in self.exact.get((addr & mask, length), ()):
+                if boxes_overlap(b, c):
+                    return False
+        lo, hi = addr, int(n.broadcast_address)
+        i = bisect.bisect_left(self.los, (lo, -1, -1))
+        j = bisect.bisect_right(self.los, (hi, 1 << 129, 1 << 62))
+        if j - i > self.MAX_INSIDE:
+            return False
+        for k in range(i, j):
+            if boxes_overlap(b, self.elems[self.los[k][2]][0]):
+                return False
+        return True
 
     def add(self, b, r):
+        n = b[0]
+        self.exact.setdefault((int(n.network_address), n.prefixlen), []).append(b)
+        bisect.insort(
+            self.los, (int(n.network_address), int(n.broadcast_address), len(self.elems))
+        )
         self.elems.append((b, r))
-        k = self.key(b)
-        if k is None:
-            self.wide.append(b)
-        else:
-            self.buckets.setdefault(k, []).append(b)
 
 
 def set_mode_chain(rules, chain_lines, maps, prefix):

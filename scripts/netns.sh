@@ -356,14 +356,14 @@ nt_tcp_try() {
 # number in file PROGRESS goes from 0 to TARGET (e.g. reloads done), and chunk
 # i of n waits until it reaches i*(TARGET+1)/n, so the transfer starts at once
 # and its last chunk leaves after the last step: the connection is carrying
-# data throughout. A wait longer than 120 s in all is given up (noted in
+# data throughout. A wait longer than 450 s in all is given up (noted in
 # PROGRESS.late). Run it in the background; bounded by timeout.
 nt_tcp_paced_send() {
 	local ns=$1 addr=$2 port=$3 file=$4 progress=$5 target=$6 kb=${7:-256}
 	local size chunks i need now deadline
 	size=$(stat -c %s "$file")
 	chunks=$(((size + kb * 1024 - 1) / (kb * 1024)))
-	deadline=$(($(date +%s) + 120))
+	deadline=$(($(date +%s) + 450))
 	for ((i = 0; i < chunks; i++)); do
 		need=$((i * (target + 1) / chunks))
 		while now=$(cat "$progress" 2>/dev/null || echo 0); [ "${now:-0}" -lt "$need" ]; do
@@ -374,7 +374,7 @@ nt_tcp_paced_send() {
 			sleep 0.02
 		done
 		dd if="$file" bs="${kb}K" skip="$i" count=1 status=none
-	done | nt_in "$ns" timeout 300 socat -u - "$(nt_socat_addr tcp "$addr" "$port"),connect-timeout=5"
+	done | nt_in "$ns" timeout 500 socat -u - "$(nt_socat_addr tcp "$addr" "$port"),connect-timeout=5"
 }
 
 # The UDP helpers use python3: socat's UDP listeners bind one peer, and a

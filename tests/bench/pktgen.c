@@ -59,7 +59,7 @@
 struct opts {
 	const char *ifname, *obj, *spec, *rx_netns, *rx_if;
 	unsigned char dst_mac[6], src_mac[6];
-	bool have_dst, have_src;
+	bool have_dst, have_src, pin;
 	int threads, windows;
 	double warmup_s, window_s;
 	unsigned long count;
@@ -111,9 +111,11 @@ static void *gen_thread(void *arg)
 	cpu_set_t set;
 	double r = 65536;
 
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (o.pin) {
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	}
 	while (!atomic_load(&stop)) {
 		double t0 = now_s(), dt;
 		int rc = send_frames((unsigned long)r);
@@ -126,6 +128,8 @@ static void *gen_thread(void *arg)
 			break;
 		}
 		dt = (now_s() - t0) * 1e9;
+		if (getenv("PKTGEN_DEBUG"))
+			fprintf(stderr, "cpu %ld repeat %.0f took %.1f ms\n", cpu, r, dt / 1e6);
 		if (dt > 0)
 			r = r * CALL_TARGET_NS / dt;
 		if (r < 1024)
@@ -342,6 +346,7 @@ int main(int argc, char **argv)
 		{ "count", required_argument, 0, 'c' },	  { "rx-netns", required_argument, 0, 'N' },
 		{ "rx-if", required_argument, 0, 'R' },	  { "warmup", required_argument, 0, 'w' },
 		{ "window", required_argument, 0, 'W' },  { "windows", required_argument, 0, 'n' },
+		{ "pin", no_argument, 0, 'P' },
 		{ 0 } };
 	pthread_t th[MAX_THREADS];
 	struct bpf_object *obj;
@@ -366,6 +371,7 @@ int main(int argc, char **argv)
 		case 'w': o.warmup_s = atof(optarg); break;
 		case 'W': o.window_s = atof(optarg); break;
 		case 'n': o.windows = atoi(optarg); break;
+		case 'P': o.pin = true; break;
 		default: usage();
 		}
 	}

@@ -87,7 +87,7 @@ ra0=$(nstat_get a TcpRetransSegs)
 ds0=$(nstat_get a TcpExtTCPDSACKRecvSegs)
 rb0=$(nstat_get b TcpRetransSegs)
 
-nt_tcp_server b "$NT_B4" 9000 "$RECV" 300 || tap_bail "receiver did not start"
+nt_tcp_server b "$NT_B4" 9000 "$RECV" 500 || tap_bail "receiver did not start"
 rpid=$NT_LAST_PID
 nt_tcp_paced_send a "$NT_B4" 9000 "$DATA" "$PROGRESS" "$RELOADS" &
 spid=$!
