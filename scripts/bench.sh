@@ -8,6 +8,9 @@
 #
 #   scripts/bench.sh [--quick] [--no-datapath] [--no-veth] [--out FILE]
 #
+# The full run writes bench/RESULTS.md; --quick writes build/bench/RESULTS-quick.md
+# (so `make test`, which runs it, leaves the full results alone).
+#
 # Part 1, datapath: build/bench/bench_datapath (BPF_PROG_TEST_RUN, ratios to
 #   a bare XDP_PASS program measured in the same run).
 # Part 2, packet rate on veth: two network namespaces joined by one veth pair
@@ -32,7 +35,7 @@ MOAT=$REPO/moat
 QUICK=0
 DO_DATAPATH=1
 DO_VETH=1
-OUT=bench/RESULTS.md
+OUT=""
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -54,6 +57,11 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 2; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (BPF, network namespaces)"
 grep -q ' /sys/fs/bpf bpf ' /proc/mounts || die "bpffs is not mounted on /sys/fs/bpf (scripts/install-deps.sh)"
+
+# a quick run (also what `make test` runs) must not overwrite the full results
+if [ -z "$OUT" ]; then
+	if [ "$QUICK" = 1 ]; then OUT=build/bench/RESULTS-quick.md; else OUT=bench/RESULTS.md; fi
+fi
 
 if [ "$QUICK" = 1 ]; then
 	WARMUP=0.1 WINDOW=0.3 WINDOWS=3
@@ -476,6 +484,15 @@ row("moat NACL 1,000 rules / bare XDP_DROP", m1000, rate("bare XDP_DROP"), 0.6)
 row("moat NACL 1,000 rules / nft netdev set, 1,000 rules", m1000, rate("nft netdev set, 1000 rules"), 3.0)
 row("moat NACL 1,000 rules / nft netdev linear, 1,000 rules", m1000, rate("nft netdev linear, 1000 rules"), 100.0, "%.0f")
 row("moat SG established / nft inet ct established", rate("moat SG, established flow"), rate("nft inet ct established accept"), 4.0)
+# the same without the stack both rows pay for: what each filter adds over
+# its own pass-through reference (moat: XDP_PASS + stack; nft: GRO + stack)
+def added(k, ref):
+    a, b = cpu.get(k), cpu.get(ref)
+    return a - b if a is not None and b is not None and a > b else None
+m, n = added("moat SG, established flow", "bare XDP_PASS + stack"), added("nft inet ct established accept", "no filter (GRO on) + stack")
+if m and n:
+    print("| (for reference) filter-only: nft ct added ns (%.0f) / moat SG added ns (%.0f) | %.2f | >= 4.0 | %s |"
+          % (n, m, n / m, "yes" if n / m >= 4 else "**no**"))
 EOF2
 		else
 			echo "(not run)"

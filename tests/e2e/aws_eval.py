@@ -373,6 +373,9 @@ def pick_addr(rng, version, nets):
     return ipaddress.ip_address(v) if version == 4 else ipaddress.IPv6Address(v)
 
 
+IPV6_EXT_HEADERS = {0, 43, 44, 50, 51, 60, 135, 139, 140, 253, 254}
+
+
 class Generator:
     """
     Random packets. Most are aimed at one rule (its direction, protocol, the
@@ -450,6 +453,10 @@ class Generator:
         # ICMP of the other family is left out, but for 58 over IPv4 (no type).
         if proto == 1 and version == 6:
             proto = 58
+        # An IPv6 packet whose next header is an extension header's number is
+        # not a packet of that protocol: moat walks it as the header it is.
+        if version == 6 and proto in IPV6_EXT_HEADERS:
+            proto = 47
         peer = pick_addr(rng, version, nets)
         local = pick_addr(rng, version, [])
         src, dst = (peer, local) if direction == "in" else (local, peer)
