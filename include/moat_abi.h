@@ -137,8 +137,16 @@ struct moat_gen_config {
 	__u32 nrules[MOAT_NTABLES];	 /* rules per table */
 	__u32 rule_base[MOAT_NTABLES];	 /* first index in gen_rules */
 	struct moat_ct_timeouts timeouts;
+	/* Address fields no rule of the table names a prefix for (in that
+	 * family) have one vector for every address: bit (table * 4 +
+	 * field * 2 + (family == 6)) says so, and addr_vid holds it, which
+	 * spares the packet a trie lookup. */
+	__u32 addr_const_mask;
+	__u32 addr_const_vid[MOAT_NTABLES * 4];
+	__u32 pad;
 };
-_Static_assert(sizeof(struct moat_gen_config) == 72, "gen config");
+_Static_assert(sizeof(struct moat_gen_config) == 144, "gen config");
+#define MOAT_ADDR_CONST_BIT(table, field, v6) ((table) * 4 + (field) * 2 + (v6))
 
 /*
  * Per-rule counters (per-CPU; the CLI sums them). Each slot also names its

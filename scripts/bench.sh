@@ -120,7 +120,8 @@ unfilter() {
 
 cleanup() {
 	local p
-	trap - EXIT INT TERM
+	trap - EXIT
+	trap '' INT TERM # finish cleaning up even when interrupted again
 	for p in "${PIDS[@]}"; do
 		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
 	done
@@ -132,7 +133,7 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'cleanup; exit 130' INT TERM
 
 # ---------------------------------------------------------------- part 1
 DP_MD=$TMP/datapath.md

@@ -497,11 +497,17 @@ static int compile_addr(struct moat_image *img, const struct ruleset *rs,
 		err = vec_intern(img, root, nw, &vid);
 		if (err)
 			goto out;
+		if (!nitems) {
+			/* One vector for every address: no trie lookup needed. */
+			unsigned bit = MOAT_ADDR_CONST_BIT(table, field, family == 6);
+
+			img->cfg.addr_const_mask |= 1u << bit;
+			img->cfg.addr_const_vid[bit] = vid;
+			goto out;
+		}
 		if (vid && (err = emit_lpm(img, family, tag, &zero, vid)))
 			goto out;
 	}
-	if (!nitems)
-		goto out;
 
 	qsort(items, nitems, sizeof(*items), cmp_prefix);
 	stack = malloc(130 * nw * sizeof(*stack));

@@ -46,9 +46,13 @@ static __always_inline __u32 lookup_u32(void *map, const void *key)
 }
 
 static __always_inline __u32 addr_vec(struct moat_gen_maps *m, const struct moat_pkt *p,
-				      __u32 table, __u32 field)
+				      const struct moat_gen_config *cfg, __u32 table, __u32 field)
 {
 	const __u8 *a = field == MOAT_FIELD_SRC ? p->src : p->dst;
+	__u32 bit = MOAT_ADDR_CONST_BIT(table, field, p->family == 6) & 15;
+
+	if (cfg->addr_const_mask & (1u << bit))
+		return cfg->addr_const_vid[bit];
 
 	if (p->family == 4) {
 		struct moat_lpm4_key k = {
@@ -143,6 +147,7 @@ __noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, _
 {
 	struct classify_ctx c = { .result = MOAT_NO_RULE };
 	const struct moat_vec *v[MOAT_NFIELDS];
+	const struct moat_gen_config *cfg;
 	struct moat_gen_maps m;
 	__u32 base, idx, sw, f, w;
 	__u64 acc;
@@ -151,13 +156,17 @@ __noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, _
 		return MOAT_NO_RULE;
 	if (gen_maps_get(gen & 1, &m))
 		return MOAT_NO_RULE;
+	gen &= 1;
+	cfg = bpf_map_lookup_elem(&gen_config, &gen);
+	if (!cfg)
+		return MOAT_NO_RULE;
 	c.vecs = m.vecs;
 	c.words = m.words;
 	base = table * MOAT_L4_TABLE_STRIDE;
 
 	/* Vector id 0 is the empty vector: the first field no rule accepts
 	 * ends the search (the common case for traffic no rule is about). */
-	c.vid[0] = addr_vec(&m, p, table, MOAT_FIELD_SRC);
+	c.vid[0] = addr_vec(&m, p, cfg, table, MOAT_FIELD_SRC);
 	if (!c.vid[0])
 		return MOAT_NO_RULE;
 	idx = base + MOAT_L4_OFF_PROTO + p->proto * 4 + (p->state & 3);
@@ -168,7 +177,7 @@ __noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, _
 	c.vid[3] = lookup_u32(m.l4, &idx);
 	if (!c.vid[2] || !c.vid[3] || !c.vid[4])
 		return MOAT_NO_RULE;
-	c.vid[1] = addr_vec(&m, p, table, MOAT_FIELD_DST);
+	c.vid[1] = addr_vec(&m, p, cfg, table, MOAT_FIELD_DST);
 	if (!c.vid[1])
 		return MOAT_NO_RULE;
 

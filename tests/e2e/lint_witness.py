@@ -479,6 +479,62 @@ def narrow(rng, rs, base, pools, ports):
     return r
 
 
+def split_cover(rng, rs, base):
+    """Rules that together cover all of @base, or all but a sliver of it (one
+    port, or the last block of a prefix): put before a copy of @base, they
+    make it shadowed, or live in that sliver only. Sets carry the pieces of a
+    prefix, down to /32 or /128 if need be."""
+    gap = rng.random() < 0.5
+    how = []
+    if base.proto in ("tcp", "udp"):
+        how.append("port")
+    lit = [f for f in ("src", "dst") if getattr(base, f) and
+           not getattr(base, f)[0].startswith("@") and
+           getattr(base, f)[1][0].plen < bits(getattr(base, f)[1][0].fam)]
+    if lit:
+        how.append("addr")
+    if not how:
+        return []
+    pieces = []
+    if rng.choice(how) == "port":
+        f = rng.choice(["sport", "dport"])
+        lo, hi = getattr(base, f) or (0, 65535)
+        if lo == hi:
+            return []
+        c = rng.randint(lo, hi - 1)
+        parts = [(lo, c), (c + 1, hi)]
+        if gap:  # leave out port c
+            parts = [(lo, c - 1), (c + 1, hi)] if c > lo else [(lo + 1, hi)]
+        for pr in parts:
+            r = base.copy()
+            setattr(r, f, pr)
+            pieces.append(r)
+    else:
+        f = rng.choice(lit)
+        cur = getattr(base, f)[1][0]
+        members = []
+        for _ in range(rng.randint(1, min(bits(cur.fam) - cur.plen, 20))):
+            half = 1 << (bits(cur.fam) - cur.plen - 1)
+            lower = Prefix(cur.fam, cur.net, cur.plen + 1)
+            upper = Prefix(cur.fam, cur.net | half, cur.plen + 1)
+            if rng.random() < 0.5:
+                lower, upper = upper, lower
+            members.append(lower)
+            cur = upper
+        if not gap:
+            members.append(cur)
+        rng.shuffle(members)
+        name = "c%d" % (len(rs.sets) + 1)
+        rs.sets[name] = members
+        r = base.copy()
+        setattr(r, f, ("@" + name, members))
+        pieces.append(r)
+    for r in pieces:
+        if rng.random() < 0.3:
+            r.action = "deny" if r.action == "allow" else "allow"
+    return pieces
+
+
 def gen_ruleset(rng):
     rs = Ruleset()
     pools = make_pools(rng)
@@ -507,6 +563,14 @@ def gen_ruleset(rng):
                 made.append(Rule("out", 0, "allow", proto, dst=peer,
                                  dport=rng.choice([(9000, 9000), (53, 53), (1024, 65535)])))
         while len(made) < n:
+            if rng.random() < 0.1:
+                base = gen_rule(rng, rs, d, pools, ports, [])
+                pieces = split_cover(rng, rs, base)
+                if pieces and len(made) + len(pieces) + 1 <= n:
+                    if rng.random() < 0.5:
+                        base.action = "deny" if base.action == "allow" else "allow"
+                    made += pieces + [base]
+                    continue
             made.append(gen_rule(rng, rs, d, pools, ports, made))
         if rng.random() < 0.2:
             rng.shuffle(made)
