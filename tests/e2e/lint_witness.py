@@ -16,7 +16,10 @@ The tests of issue 4 (moat lint), run against the real datapath through
 
 2. Random NACL-only rule files (5..60 rules per direction, nested prefixes
    in 198.18.0.0/15 and fd00::/16, all/tcp/udp/icmp, port ranges,
-   `established`, allow/deny, sets used as `src @s` / `dst @s`). For each:
+   `established`, allow/deny, sets used as `src @s` / `dst @s`; now and
+   then the demo's return rule, and a rule preceded by pieces that cover
+   all of it or all but one port or the last block of a prefix, so that
+   shadowing hangs on exact edges). For each:
    - lint's JSON is whole: every rule listed once, exit status 1 exactly
      when a finding is a warning or worse;
    - each rule lint does not call shadowed has a witness on which trace
