@@ -243,6 +243,7 @@ CTL_ATTACH=""
 CTL_RELOAD=""
 CTL_RELOAD_BIG=""
 CTL_ATTACH_BIG=""
+XDP_HOW=""
 
 # B opens the flow, so it is "established" for conntrack and for moat's SG
 open_flow_from_r() {
@@ -262,10 +263,12 @@ veth() {
 	f=$(rules_file 1000)
 	PKT_NONE=$(none_packet "$f")
 
-	# the limits: a bare program on the receiving end (through libxdp's dispatcher,
-	# as moat and xdp-filter are)
+	# the limits: a bare program on the receiving end, loaded through libxdp as
+	# moat and xdp-filter are (with its dispatcher, or alone where libxdp falls
+	# back to that: the same for every XDP row)
 	timeout 30 "${R[@]}" xdp-loader load -m native -n bench_xdp_drop "$IF_R" "$REPO/$B/xdp_pass.bpf.o" \
 		>/dev/null 2>&1 || die "xdp-loader load failed"
+	XDP_HOW=$(timeout 10 "${R[@]}" ip link show "$IF_R" | grep -o 'prog/xdp id [0-9]* name [a-z_]*' | head -1)
 	measure "bare XDP_DROP" "$PKT_NONE" "the limit: every frame dropped by a bare program"
 	unfilter
 	timeout 30 "${R[@]}" xdp-loader load -m native -n bench_xdp_pass "$IF_R" "$REPO/$B/xdp_pass.bpf.o" \
@@ -278,7 +281,12 @@ veth() {
 	for n in $SIZES; do
 		f=$(rules_file "$n")
 		spec=$(none_packet "$f")
-		ms=$(moat_attach "$f") || { NOTE["moat NACL $n rules"]="attach failed"; unfilter; continue; }
+		if ! ms=$(moat_attach "$f"); then
+			NOTE["moat NACL $n rules"]="attach failed: $(grep -v warning "$TMP/attach.log" | tr '\n' ' ' | cut -c1-160)"
+			ROWS+=("moat NACL $n rules")
+			unfilter
+			continue
+		fi
 		[ "$n" = 16384 ] && CTL_ATTACH=$ms
 		measure "moat NACL $n rules" "$spec" "no rule matches: final deny (attach ${ms} ms)"
 		if [ "$(moat_counter nacl_default_deny)" -le 0 ] 2>/dev/null; then
@@ -385,7 +393,7 @@ EOF
 			NOTE["moat SG, established flow"]+="; WARNING: ct_hit counter did not move"
 		fi
 	else
-		NOTE["moat SG, established flow"]="attach failed"
+		NOTE["moat SG, established flow"]="attach failed: $(grep -v warning "$TMP/attach.log" | tr '\n' ' ' | cut -c1-160)"
 		ROWS+=("moat SG, established flow")
 	fi
 	unfilter
@@ -433,6 +441,11 @@ write_results() {
 		echo
 		if [ "$DO_VETH" = 1 ]; then
 			echo "Generator: build/bench/pktgen, XDP_TX under BPF_F_TEST_XDP_LIVE_FRAMES, $(nproc) threads; the receiving veth's NAPI poll runs on the generating CPU when the generator re-enables bottom halves, so generator and filter share each core. Each row is the median of $WINDOWS windows of ${WINDOW} s after ${WARMUP} s of warm-up."
+			echo
+			case "$XDP_HOW" in
+			*xdp_dispatcher*) echo "XDP programs run behind libxdp's dispatcher ($XDP_HOW)." ;;
+			*) echo "libxdp's dispatcher did not load on this machine, so libxdp attached every XDP program (bare, moat, xdp-filter) alone ($XDP_HOW): no dispatcher overhead in any XDP row." ;;
+			esac
 			echo
 			echo "Two figures per row:"
 			echo

@@ -544,10 +544,13 @@ static void gen_set_file(const char *path, int family, size_t n)
 			a &= len == 32 ? 0xffffffffu : ~((1u << (32 - len)) - 1);
 			key = ((uint64_t)a << 8) | len;
 		} else {
+			/* fdXX:YYYY:ZZZZ, 40 random bits, then a random /64 or /128 */
+			uint64_t p = (r >> 24) & 0xffffffffffull;
+
 			len = k < 50 ? 48 : k < 90 ? 64 : 128;
-			key = (r & 0x00ffffffffffff00ull) | len; /* 48 bits of prefix */
-			if (((key >> 40) & 0xffff) >= 0xfffa) /* keep fd00:fffa.. free */
-				continue;
+			if ((p >> 32) == 0 && ((p >> 16) & 0xffff) >= 0xfffa)
+				continue; /* keep fd00:fffa:: .. fd00:ffff:: for the rules */
+			key = (p << 8) | len;
 		}
 		h = bits ? (key * 0x9e3779b97f4a7c15ull) >> (64 - bits) : 0;
 		while (seen[h] && seen[h] != key + 1)
@@ -561,7 +564,7 @@ static void gen_set_file(const char *path, int family, size_t n)
 			fprintf(f, "%u.%u.%u.%u/%u\n", a >> 24, (a >> 16) & 255, (a >> 8) & 255,
 				a & 255, len);
 		} else {
-			uint64_t p = key >> 8; /* 48 bits: fdXX:XXXX:XXXX */
+			uint64_t p = key >> 8; /* 40 bits: fdXX:YYYY:ZZZZ */
 			uint64_t lo = rng();
 
 			if (len == 48)
@@ -1073,8 +1076,21 @@ static const char sg_rules[] =
 	"sg out allow udp dport 53 dst 198.18.0.0/15\n"
 	"sg out allow tcp dport 5432 dst fd00:db::/64\n";
 
-/* Fill the table with @n synthetic established TCP/UDP entries. */
-static size_t ct_fill(struct inst *in, size_t n)
+static uint32_t map_max_entries(int fd)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return info.max_entries;
+}
+
+/*
+ * Fill a connection table with @n synthetic TCP/UDP entries: established
+ * ones for `conntrack`, half-open ones (@pending) for `ct_pending`.
+ */
+static size_t ct_fill(int fd, size_t n, bool pending)
 {
 	const size_t chunk = 8192;
 	struct moat_ct_key *keys = calloc(chunk, sizeof(*keys));
@@ -1087,7 +1103,7 @@ static size_t ct_fill(struct inst *in, size_t n)
 		die("out of memory");
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (__u64)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-	rng_state = cfg.seed ^ 0xc7;
+	rng_state = cfg.seed ^ (pending ? 0x9e : 0xc7);
 	while (done < n) {
 		__u32 cnt = n - done < chunk ? n - done : chunk;
 
@@ -1119,15 +1135,21 @@ static size_t ct_fill(struct inst *in, size_t n)
 			}
 			v->created_ns = now;
 			v->last_ns = now;
-			v->timeout_s = 432000;
-			v->state = MOAT_CT_ESTABLISHED;
-			v->flags = MOAT_CT_F_ORIG_LO | MOAT_CT_F_SEEN_LO | MOAT_CT_F_SEEN_HI;
-			v->packets[0] = v->packets[1] = 1;
+			if (pending) {
+				v->timeout_s = 120;
+				v->state = k->proto == 6 ? MOAT_CT_SYN_SENT : MOAT_CT_NEW;
+				v->flags = MOAT_CT_F_ORIG_LO | MOAT_CT_F_SEEN_LO;
+				v->packets[0] = 1;
+			} else {
+				v->timeout_s = 432000;
+				v->state = MOAT_CT_ESTABLISHED;
+				v->flags = MOAT_CT_F_ORIG_LO | MOAT_CT_F_SEEN_LO | MOAT_CT_F_SEEN_HI;
+				v->packets[0] = v->packets[1] = 1;
+			}
 		}
-		if (bpf_map_update_batch(in->maps.conntrack, keys, vals, &cnt, NULL)) {
+		if (bpf_map_update_batch(fd, keys, vals, &cnt, NULL)) {
 			for (i = 0; i < cnt; i++)
-				if (bpf_map_update_elem(in->maps.conntrack, &keys[i], &vals[i],
-							BPF_ANY))
+				if (bpf_map_update_elem(fd, &keys[i], &vals[i], BPF_ANY))
 					die("conntrack fill: %s", strerror(errno));
 		}
 		done += cnt;
@@ -1137,13 +1159,15 @@ static size_t ct_fill(struct inst *in, size_t n)
 	return done;
 }
 
-static size_t ct_count(struct inst *in)
+static size_t ct_count(int fd)
 {
 	struct moat_ct_key k, next;
 	size_t n = 0;
 	void *prev = NULL;
 
-	while (!bpf_map_get_next_key(in->maps.conntrack, prev, &next)) {
+	if (fd < 0)
+		return 0;
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		k = next;
 		prev = &k;
 		n++;
@@ -1237,6 +1261,7 @@ static void sg_new_flow(struct inst *in, int fam, size_t nflows, bool keep_level
 					k.port_hi = htons(pt);
 				}
 				bpf_map_delete_elem(in->maps.conntrack, &k);
+				bpf_map_delete_elem(in->maps.ct_pending, &k);
 			}
 			batch0 = i + 1;
 		}
@@ -1265,6 +1290,7 @@ static void bench_sg(void)
 		/* --quick: a smaller table, filled faster */
 		uint32_t ct_max = cfg.quick ? 65536 : p.rs.settings.ct_max;
 		size_t fill = (size_t)ct_max * levels[li] / 100, have;
+		uint32_t pend_max;
 		struct gen_apply_info ai;
 		struct inst in;
 		char name[64];
@@ -1272,19 +1298,31 @@ static void bench_sg(void)
 
 		inst_open(&in, ct_max, 256);
 		inst_apply(&in, &p.rs, &ai);
+		pend_max = map_max_entries(in.maps.ct_pending);
 		if (li == 0) {
 			long long ctm = fd_memlock(in.maps.conntrack);
+			long long pm = in.maps.ct_pending >= 0 ? fd_memlock(in.maps.ct_pending) : 0;
 
-			add_metric("mem.conntrack", (double)ctm, "B", "max_entries=%u", ct_max);
+			add_metric("mem.conntrack", (double)ctm, "B", "confirmed table, max_entries=%u",
+				   ct_max);
 			add_metric("mem.per_ct_entry", (double)ctm / ct_max, "B",
-				   "memlock / max_entries; key %zu B + value %zu B",
+				   "memlock / max_entries; key %zu B + value %zu B + hash overhead",
 				   sizeof(struct moat_ct_key), sizeof(struct moat_ct_value));
+			if (pend_max) {
+				add_metric("mem.ct_pending", (double)pm, "B",
+					   "half-open table, max_entries=%u", pend_max);
+				add_metric("mem.per_ct_entry_all", (double)(ctm + pm) / ct_max, "B",
+					   "both tables' memlock / `set conntrack max`");
+			}
 		}
 		t0 = now_ms();
-		ct_fill(&in, fill);
-		have = ct_count(&in);
-		note("conntrack: %zu synthetic entries written in %.0f ms, %zu present (max %u)",
-		     fill, now_ms() - t0, have, ct_max);
+		ct_fill(in.maps.conntrack, fill, false);
+		if (pend_max)
+			ct_fill(in.maps.ct_pending, (size_t)pend_max * levels[li] / 100, true);
+		have = ct_count(in.maps.conntrack);
+		note("conntrack: %zu synthetic entries written in %.0f ms, %zu present (max %u); "
+		     "pending %zu (max %u)",
+		     fill, now_ms() - t0, have, ct_max, ct_count(in.maps.ct_pending), pend_max);
 
 		for (fi = 0; fi < 2; fi++) {
 			int fam = fi ? 6 : 4;
@@ -1345,10 +1383,11 @@ static void bench_sg(void)
 					   (unsigned long long)nf.created);
 			}
 		}
-		have = ct_count(&in);
+		have = ct_count(in.maps.conntrack);
 		note("conntrack after the SG cases: %zu entries", have);
 		snprintf(name, sizeof(name), "ct.fill.%d%%", levels[li]);
-		add_metric(name, (double)have, "entries", "max %u", ct_max);
+		add_metric(name, (double)have, "entries", "confirmed table after the cases, max %u; "
+			   "pending %zu of %u", ct_max, ct_count(in.maps.ct_pending), pend_max);
 		inst_close(&in);
 	}
 	ruleset_free(&p.rs);

@@ -89,7 +89,10 @@ rb0=$(nstat_get b TcpRetransSegs)
 
 nt_tcp_server b "$NT_B4" 9000 "$RECV" 500 || tap_bail "receiver did not start"
 rpid=$NT_LAST_PID
-nt_tcp_paced_send a "$NT_B4" 9000 "$DATA" "$PROGRESS" "$RELOADS" &
+# Chunks at least twice as many as reloads, so the last one waits for the last reload.
+CHUNK_KB=$((SIZE_KB / (2 * RELOADS)))
+[ "$CHUNK_KB" -ge 16 ] || CHUNK_KB=16
+nt_tcp_paced_send a "$NT_B4" 9000 "$DATA" "$PROGRESS" "$RELOADS" "$CHUNK_KB" &
 spid=$!
 NT_PIDS+=("$spid")
 
