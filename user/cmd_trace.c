@@ -18,6 +18,7 @@
 #include "dp_load.h"
 #include "output.h"
 #include "packet.h"
+#include "readout.h"
 #include "rules.h"
 
 static const char *reason_text(unsigned reason)
@@ -88,22 +89,6 @@ static void ct_key_text(const struct moat_ct_key *k, char *buf, size_t len)
 		 a, ntohs(k->port_lo), b, ntohs(k->port_hi));
 }
 
-static const char *ct_state_text(unsigned st)
-{
-	switch (st) {
-	case MOAT_CT_NEW:
-		return "new";
-	case MOAT_CT_SYN_SENT:
-		return "syn-sent";
-	case MOAT_CT_ESTABLISHED:
-		return "established";
-	case MOAT_CT_CLOSING:
-		return "closing";
-	default:
-		return "unknown";
-	}
-}
-
 static void print_text(const struct moat_trace *t, int dir, const char *pkt,
 		       const struct ruleset *rs)
 {
@@ -146,7 +131,7 @@ static void print_text(const struct moat_trace *t, int dir, const char *pkt,
 		case MOAT_SG_BY_CONNTRACK:
 			ct_key_text(&t->ct_key, line, sizeof(line));
 			printf("  sg   %-3s: allowed by the tracked connection %s (%s)\n", d, line,
-			       ct_state_text(t->ct_state));
+			       readout_ct_state_name(t->ct_state));
 			break;
 		case MOAT_SG_BY_RELATED:
 			ct_key_text(&t->ct_key, line, sizeof(line));
@@ -211,7 +196,7 @@ static struct json_object *trace_json(const struct moat_trace *t, int dir, const
 		json_object_object_add(e, "state", json_object_new_string(
 							   t->sg_by == MOAT_SG_BY_RELATED ?
 								   "related" :
-								   ct_state_text(t->ct_state)));
+								   readout_ct_state_name(t->ct_state)));
 		json_object_object_add(s, "entry", e);
 	} else {
 		json_object_object_add(s, "entry", NULL);

@@ -22,7 +22,7 @@
 
 /* The inner maps of one generation. */
 struct moat_gen_maps {
-	void *lpm4, *lpm6, *l4, *vecs, *words, *rules;
+	void *lpm4, *lpm6, *l4, *vecs, *words;
 };
 
 static __always_inline int gen_maps_get(__u32 gen, struct moat_gen_maps *m)
@@ -32,8 +32,7 @@ static __always_inline int gen_maps_get(__u32 gen, struct moat_gen_maps *m)
 	m->l4 = bpf_map_lookup_elem(&gen_l4, &gen);
 	m->vecs = bpf_map_lookup_elem(&gen_vecs, &gen);
 	m->words = bpf_map_lookup_elem(&gen_words, &gen);
-	m->rules = bpf_map_lookup_elem(&gen_rules, &gen);
-	if (!m->lpm4 || !m->lpm6 || !m->l4 || !m->vecs || !m->words || !m->rules)
+	if (!m->lpm4 || !m->lpm6 || !m->l4 || !m->vecs || !m->words)
 		return -1;
 	return 0;
 }
