@@ -82,7 +82,22 @@ enum moat_l4_state {
 #define MOAT_L4_OFF_DPORT MOAT_PORT_SLOTS
 #define MOAT_L4_OFF_PROTO (2 * MOAT_PORT_SLOTS)
 #define MOAT_L4_TABLE_STRIDE (2 * MOAT_PORT_SLOTS + MOAT_PROTO_SLOTS)
-#define MOAT_L4_ENTRIES (MOAT_NTABLES * MOAT_L4_TABLE_STRIDE)
+/*
+ * Replies of untracked flows. An untracked SG rule makes a flow untracked
+ * in both directions, but the reply is allowed by a rule of its own
+ * direction, which need not be untracked-capable itself. So after the four
+ * tables come 8 bitmaps, one per (direction, family, TCP/UDP), over the
+ * service (destination) ports of that direction's untracked rules; the
+ * last word is non-zero when one of them has no port match (it then also
+ * takes port-less packets: non-first fragments). A packet allowed by a rule
+ * is a reply of an untracked flow when its source port is set in the other
+ * direction's bitmap: swapped, it would be allowed by an untracked rule.
+ */
+#define MOAT_UNTRACKED_WORDS (65536 / 32 + 1)
+#define MOAT_UNTRACKED_NOPORT_WORD (65536 / 32)
+#define MOAT_UNTRACKED_MAP(dir, is_v6, is_udp) ((((dir) * 2 + (is_v6)) * 2) + (is_udp))
+#define MOAT_L4_OFF_UNTRACKED (MOAT_NTABLES * MOAT_L4_TABLE_STRIDE)
+#define MOAT_L4_ENTRIES (MOAT_L4_OFF_UNTRACKED + 8 * MOAT_UNTRACKED_WORDS)
 
 /*
  * A bit vector over the rules of one table, stored sparsely: summary bit w

@@ -545,6 +545,51 @@ out:
 	return err;
 }
 
+/* ---- replies of untracked flows ---- */
+
+/* Mark, for each direction, the service ports its untracked rules open;
+ * see MOAT_L4_OFF_UNTRACKED. */
+static void compile_untracked_replies(const struct ruleset *rs, struct moat_image *img)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nrules; i++) {
+		const struct rule *r = &rs->rules[i];
+		const struct rule_addr *local = r->dir == RULE_DIR_IN ? &r->dst : &r->src;
+		unsigned fams;
+		int v6, udp;
+
+		if (!compile_rule_is_untracked(rs, r))
+			continue;
+		fams = peer_all_families(r);
+		for (v6 = 0; v6 <= 1; v6++) {
+			int family = v6 ? 6 : 4;
+
+			/* The rule must take every address of this family on
+			 * both sides, or it allows only some of the flows. */
+			if (!(fams & (1u << family)) || !addr_is_all(local, family))
+				continue;
+			for (udp = 0; udp <= 1; udp++) {
+				uint32_t *map = img->l4 + MOAT_L4_OFF_UNTRACKED +
+						MOAT_UNTRACKED_MAP(r->dir, v6, udp) *
+							MOAT_UNTRACKED_WORDS;
+				unsigned lo = 0, hi = 65535, port;
+
+				if (r->proto != RULE_PROTO_ALL && r->proto != (udp ? 17 : 6))
+					continue;
+				if (r->dport.set) {
+					lo = r->dport.lo;
+					hi = r->dport.hi;
+				} else {
+					map[MOAT_UNTRACKED_NOPORT_WORD] = 1;
+				}
+				for (port = lo; port <= hi; port++)
+					map[port / 32] |= 1u << (port % 32);
+			}
+		}
+	}
+}
+
 /* ---- tables ---- */
 
 static int compile_table(const struct ruleset *rs, struct moat_image *img, enum rule_stage stage,
@@ -621,6 +666,7 @@ int compile_ruleset(const struct ruleset *rs, struct moat_image *img, struct dia
 			}
 		}
 	}
+	compile_untracked_replies(rs, img);
 	if (s->pass_ndp)
 		img->cfg.flags |= MOAT_CFG_F_PASS_NDP;
 	img->cfg.timeouts.tcp_syn = 120;

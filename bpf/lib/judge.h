@@ -74,6 +74,27 @@ static __always_inline int nacl_judge(void *rules, const struct moat_gen_config 
 	return info->action == MOAT_ACTION_ALLOW ? MOAT_PASS : MOAT_DROP;
 }
 
+/*
+ * Is this TCP/UDP packet the reply of an untracked flow: would the other
+ * direction's untracked rules allow it with its ends swapped? Those rules
+ * take all addresses, so only the source port (the swapped service port)
+ * decides; see MOAT_L4_OFF_UNTRACKED.
+ */
+static __always_inline int is_untracked_reply(__u32 gen, const struct moat_pkt *p, __u32 dir)
+{
+	__u32 map = MOAT_UNTRACKED_MAP(dir ^ 1, p->family == 6, p->proto == IPPROTO_UDP);
+	__u32 word = p->has_l4 ? p->sport / 32 : MOAT_UNTRACKED_NOPORT_WORD;
+	__u32 mask = p->has_l4 ? 1u << (p->sport % 32) : ~0u;
+	__u32 idx = MOAT_L4_OFF_UNTRACKED + (map & 7) * MOAT_UNTRACKED_WORDS + word;
+	void *l4 = bpf_map_lookup_elem(&gen_l4, &gen);
+	__u32 *bits;
+
+	if (!l4)
+		return 0;
+	bits = bpf_map_lookup_elem(l4, &idx);
+	return bits && (*bits & mask);
+}
+
 /* SG stage, decision only: what would let this packet through. */
 static __always_inline int sg_judge(void *rules, const struct moat_gen_config *cfg,
 				    __u32 gen, const struct moat_pkt *p, __u32 dir, void *data, void *end,
@@ -143,8 +164,8 @@ static __always_inline int sg_judge(void *rules, const struct moat_gen_config *c
 	}
 	if (t)
 		t->sg_number = info->number;
-	if ((info->flags & MOAT_RULE_F_UNTRACKED) &&
-	    (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP))
+	if ((p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) &&
+	    ((info->flags & MOAT_RULE_F_UNTRACKED) || is_untracked_reply(gen, p, dir)))
 		d->by = MOAT_SG_BY_UNTRACKED;
 	else
 		d->by = MOAT_SG_BY_RULE;

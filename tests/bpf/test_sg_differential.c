@@ -1782,13 +1782,26 @@ static void test_untracked(void **state)
 	sc_send(0, &syn22, false, SG_BY_NONE);
 	/*
 	 * The reply goes out by `sg out allow all dst 0.0.0.0/0`, which is
-	 * not untracked itself (no rule in allows all ports back), so as
-	 * specified it creates an entry, picked up mid-stream.
+	 * not untracked itself (no rule in allows all ports back), but it
+	 * belongs to an untracked flow: no entry either way.
 	 */
-	sc_send(1, &synack, true, SG_BY_RULE);
-	assert_true(sc_entry(&synack, &v));
-	assert_int_equal(v.state, MOAT_CT_ESTABLISHED);
-	assert_int_equal(v.origin_dir, MOAT_DIR_OUT);
+	sc_send(1, &synack, true, SG_BY_UNTRACKED);
+	assert_false(sc_entry(&synack, &v));
+	assert_int_equal(sc_count(), 0);
+	/* An outbound connection to a peer's 443 is not such a reply: its
+	 * source port is not a service port of an untracked inbound rule. */
+	{
+		struct sg_pkt out443 = pk_tcp(L4, 50001, P4, 443, F_SYN);
+		struct sg_pkt from443 = pk_tcp(L4, 443, P4, 50002, F_SYN | F_ACK);
+		struct sg_pkt udpreply = pk_udp(L4, 443, P4, 50000);
+
+		sc_send(1, &out443, true, SG_BY_RULE);
+		assert_int_equal(sc_count(), 1);
+		sc_send(1, &from443, true, SG_BY_UNTRACKED);
+		/* the inbound rule is TCP only */
+		sc_send(1, &udpreply, true, SG_BY_RULE);
+		assert_int_equal(sc_count(), 2);
+	}
 
 	/* all both ways: TCP and UDP untracked, ICMP still tracked */
 	sc_begin("sg in allow all src 0.0.0.0/0\nsg out allow all dst 0.0.0.0/0\n");

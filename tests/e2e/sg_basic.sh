@@ -236,6 +236,39 @@ got=$(sha256sum <"$RECV" 2>/dev/null | cut -d' ' -f1 || true)
 tap_is "the transfer survived the reload that removed its rule (sha256)" "$got" "$want"
 tap_check "under the rule-less set, UDP A->B:5353 still works" nt_udp_try a b "$NT_B4" 5353 2
 
+# ---- an untracked flow creates no entry, in either direction ------------------
+# TCP :7000 from everywhere in, everything out: the inbound rule is untracked,
+# and the replies, allowed by the outbound rule, belong to the same flow.
+
+SG3=$NT_TMP/sg-untracked.rules
+cat >"$SG3" <<'EOF2'
+sg in allow tcp dport 7000 src 0.0.0.0/0
+sg out allow all dst 0.0.0.0/0
+EOF2
+nt_moat ct flush "$IFA" >/dev/null 2>&1 || true
+rc=0
+nt_reload "$SG3" >/dev/null 2>&1 || rc=$?
+tap_is "reload to an untracked inbound rule exits 0" "$rc" 0
+stats_json >"$STATS" || true
+u_in0=$(nt_dir_counter in ct_untracked <"$STATS")
+u_out0=$(nt_dir_counter out ct_untracked <"$STATS")
+tap_check "untracked: TCP B->A:7000 works" nt_tcp_try b a "$NT_A4" 7000
+stats_json >"$STATS" || true
+u_in=$(($(nt_dir_counter in ct_untracked <"$STATS") - u_in0))
+u_out=$(($(nt_dir_counter out ct_untracked <"$STATS") - u_out0))
+if [ "$u_in" -gt 0 ] && [ "$u_out" -gt 0 ]; then
+	tap_ok "untracked: counted both ways (in $u_in, out $u_out)"
+else
+	tap_fail "untracked: counted both ways (in $u_in, out $u_out)"
+fi
+ct=$(nt_moat ct list "$IFA" --json 2>&1) || true
+if [ -z "$(ct_entry "$NT_A4" "$NT_B4" 7000 <<<"$ct")" ]; then
+	tap_ok "untracked: no connection entry for B->A:7000 or its replies"
+else
+	tap_fail "untracked: no connection entry for B->A:7000 or its replies"
+	tap_diag "$ct"
+fi
+
 out=$(nt_detach 2>&1) && rc=0 || rc=$?
 tap_is "moat detach exits 0" "$rc" 0
 tap_check_not "detach removed the pins" test -e "$BPFFS_MOAT/$IFA"

@@ -15,6 +15,9 @@
  *  3. Otherwise the SG rules of the packet's direction decide. No rule:
  *     drop, nothing changes. TCP/UDP allowed by any untracked rule (they
  *     are a union, so file order does not matter): pass, nothing changes.
+ *     Likewise the reply of an untracked flow: TCP/UDP allowed by a rule
+ *     of its direction that, with addresses and ports swapped, an
+ *     untracked rule of the other direction allows.
  *     Else pass and create (replace) the entry, except for non-first
  *     fragments and TCP with RST or FIN.
  */
@@ -445,6 +448,23 @@ int sg_model_packet(struct sg_model *m, int dir, const struct sg_pkt *pkt, int64
 		v->rule = u;
 		v->by = SG_BY_UNTRACKED;
 		return 0;
+	}
+	if (tcp || udp) {
+		struct packet sw = *p;
+
+		memcpy(sw.src, p->dst, sizeof(sw.src));
+		memcpy(sw.dst, p->src, sizeof(sw.dst));
+		sw.sport = p->dport;
+		sw.dport = p->sport;
+		for (idx = 0; idx < m->untracked_n; idx++) {
+			const struct rule *u = &m->rs->rules[idx];
+
+			if (!m->untracked[idx] || u->stage != RULE_STAGE_SG ||
+			    (int)u->dir == dir || !reference_rule_matches(m->rs, u, &sw))
+				continue;
+			v->by = SG_BY_UNTRACKED;
+			return 0;
+		}
 	}
 	v->by = SG_BY_RULE;
 	if (p->frag || (tcp && (p->tcp_flags & (PKT_TCP_RST | PKT_TCP_FIN)))) {
