@@ -97,7 +97,25 @@ enum moat_l4_state {
 #define MOAT_UNTRACKED_NOPORT_WORD (65536 / 32)
 #define MOAT_UNTRACKED_MAP(dir, is_v6, is_udp) ((((dir) * 2 + (is_v6)) * 2) + (is_udp))
 #define MOAT_L4_OFF_UNTRACKED (MOAT_NTABLES * MOAT_L4_TABLE_STRIDE)
-#define MOAT_L4_ENTRIES (MOAT_L4_OFF_UNTRACKED + 8 * MOAT_UNTRACKED_WORDS)
+
+/*
+ * IPv4 address fields as a 16-8-8 table, which costs a packet one to three
+ * array reads whatever the number of prefixes, where an LPM trie walks a
+ * node per bit of depth. Level 1, per (table, field) slot, is indexed by
+ * the address's top 16 bits and lives in the l4 array after the untracked
+ * bitmaps; an entry is a vector id, or MOAT_DIR4_CHUNK | c: chunk c of 256
+ * entries in `gen_dir4`, indexed by the next 8 bits (level 2), whose
+ * entries may in turn name a chunk for the last 8 bits (level 3). A field
+ * uses the table when its bit in gen_config.dir4_mask is set, the trie
+ * otherwise (a set of a million scattered host routes would need too many
+ * chunks).
+ */
+#define MOAT_DIR4_SLOT(table, field) ((table) * 2 + (field))
+#define MOAT_DIR4_SLOTS (MOAT_NTABLES * 2)
+#define MOAT_DIR4_L1 65536
+#define MOAT_DIR4_CHUNK 0x80000000u
+#define MOAT_L4_OFF_DIR4 (MOAT_L4_OFF_UNTRACKED + 8 * MOAT_UNTRACKED_WORDS)
+#define MOAT_L4_ENTRIES (MOAT_L4_OFF_DIR4 + MOAT_DIR4_SLOTS * MOAT_DIR4_L1)
 
 /*
  * A bit vector over the rules of one table, stored sparsely: summary bit w
@@ -158,7 +176,7 @@ struct moat_gen_config {
 	 * spares the packet a trie lookup. */
 	__u32 addr_const_mask;
 	__u32 addr_const_vid[MOAT_NTABLES * 4];
-	__u32 pad;
+	__u32 dir4_mask; /* bit MOAT_DIR4_SLOT: IPv4 field uses the 16-8-8 table */
 };
 _Static_assert(sizeof(struct moat_gen_config) == 144, "gen config");
 #define MOAT_ADDR_CONST_BIT(table, field, v6) ((table) * 4 + (field) * 2 + (v6))

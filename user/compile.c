@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 
 #include "compile.h"
+#include "dir4.h"
 
 #define W_MAX MOAT_VEC_WORDS
 
@@ -667,6 +668,12 @@ int compile_ruleset(const struct ruleset *rs, struct moat_image *img, struct dia
 		}
 	}
 	compile_untracked_replies(rs, img);
+	err = dir4_build(img);
+	if (err) {
+		diags_add(d, DIAG_ERROR, NULL, 0, 0, "compiling the IPv4 address tables: %s",
+			  strerror(-err));
+		goto out;
+	}
 	if (s->pass_ndp)
 		img->cfg.flags |= MOAT_CFG_F_PASS_NDP;
 	img->cfg.timeouts.tcp_syn = 120;
@@ -694,6 +701,7 @@ void image_free(struct moat_image *img)
 	free(img->rules);
 	free(img->lpm4);
 	free(img->lpm6);
+	free(img->dir4);
 	free(img->vindex);
 	memset(img, 0, sizeof(*img));
 }
@@ -703,5 +711,5 @@ size_t image_bytes(const struct moat_image *img)
 	return MOAT_L4_ENTRIES * sizeof(uint32_t) + img->nvecs * sizeof(struct moat_vec) +
 	       img->nwords * sizeof(uint64_t) + img->nrules * sizeof(struct moat_rule_info) +
 	       img->nlpm4 * (sizeof(struct moat_lpm4_key) + 4) +
-	       img->nlpm6 * (sizeof(struct moat_lpm6_key) + 4);
+	       img->nlpm6 * (sizeof(struct moat_lpm6_key) + 4) + img->ndir4 * sizeof(uint32_t);
 }

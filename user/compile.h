@@ -44,6 +44,8 @@ struct moat_image {
 	size_t nlpm4, lpm4_cap;
 	struct image_lpm6 *lpm6;
 	size_t nlpm6, lpm6_cap;
+	uint32_t *dir4; /* levels 2 and 3 of the IPv4 16-8-8 tables */
+	size_t ndir4;
 	/* Dedup index over vectors: open addressing on a content hash. */
 	uint32_t *vindex;
 	size_t vindex_cap;

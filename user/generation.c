@@ -15,6 +15,7 @@
  * packet still running on the old generation keeps valid maps.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,10 +272,22 @@ static int create_inner(enum bpf_map_type type, const char *name, __u32 key_size
 	return fd < 0 ? -errno : fd;
 }
 
-/* Fill an array map from @vals (@n values of @vsize bytes). */
+static bool all_zero(const void *p, size_t len)
+{
+	const unsigned char *b = p;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* Fill a freshly created (zeroed) array map from @vals (@n values of
+ * @vsize bytes); runs of zeros are already there and are skipped. */
 static int fill_array(int fd, const void *vals, size_t n, size_t vsize)
 {
-	const size_t chunk = 65536;
+	const size_t chunk = 8192;
 	__u32 *keys = malloc(chunk * sizeof(*keys));
 	size_t i, j;
 	int rc = 0;
@@ -283,6 +296,9 @@ static int fill_array(int fd, const void *vals, size_t n, size_t vsize)
 		return -ENOMEM;
 	for (i = 0; i < n && !rc; i += chunk) {
 		__u32 cnt = n - i < chunk ? n - i : chunk;
+
+		if (all_zero((const char *)vals + i * vsize, cnt * vsize))
+			continue;
 
 		for (j = 0; j < cnt; j++)
 			keys[j] = i + j;
@@ -346,7 +362,7 @@ out:
 	return rc;
 }
 
-enum { IN_LPM4, IN_LPM6, IN_L4, IN_VECS, IN_WORDS, IN_RULES, IN_COUNT };
+enum { IN_LPM4, IN_LPM6, IN_L4, IN_DIR4, IN_VECS, IN_WORDS, IN_RULES, IN_COUNT };
 
 static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 {
@@ -361,6 +377,8 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 				    sizeof(struct moat_lpm6_key), 4, img->nlpm6,
 				    BPF_F_NO_PREALLOC);
 	fds[IN_L4] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_l4", 4, 4, MOAT_L4_ENTRIES, 0);
+	fds[IN_DIR4] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_dir4", 4, 4, img->ndir4,
+				    BPF_F_INNER_MAP);
 	fds[IN_VECS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_vecs", 4, sizeof(struct moat_vec),
 				    img->nvecs, BPF_F_INNER_MAP);
 	fds[IN_WORDS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_words", 4, 8, img->nwords,
@@ -380,6 +398,8 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 		return rc;
 	rc = fill_array(fds[IN_L4], img->l4, MOAT_L4_ENTRIES, 4);
 	if (!rc)
+		rc = fill_array(fds[IN_DIR4], img->dir4, img->ndir4, 4);
+	if (!rc)
 		rc = fill_array(fds[IN_VECS], img->vecs, img->nvecs, sizeof(struct moat_vec));
 	if (!rc)
 		rc = fill_array(fds[IN_WORDS], img->words, img->nwords, 8);
@@ -398,9 +418,9 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 	      struct gen_apply_info *info)
 {
-	int outer[IN_COUNT] = { m->gen_lpm4, m->gen_lpm6, m->gen_l4,
+	int outer[IN_COUNT] = { m->gen_lpm4, m->gen_lpm6,  m->gen_l4,	 m->gen_dir4,
 				m->gen_vecs, m->gen_words, m->gen_rules };
-	int fds[IN_COUNT] = { -1, -1, -1, -1, -1, -1 };
+	int fds[IN_COUNT] = { -1, -1, -1, -1, -1, -1, -1 };
 	struct moat_gen_config live_cfg;
 	struct moat_image img;
 	struct bpf_map_info minfo = { 0 };

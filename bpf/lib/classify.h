@@ -20,23 +20,6 @@
 
 #define MOAT_NFIELDS 5
 
-/* The inner maps of one generation. */
-struct moat_gen_maps {
-	void *lpm4, *lpm6, *l4, *vecs, *words;
-};
-
-static __always_inline int gen_maps_get(__u32 gen, struct moat_gen_maps *m)
-{
-	m->lpm4 = bpf_map_lookup_elem(&gen_lpm4, &gen);
-	m->lpm6 = bpf_map_lookup_elem(&gen_lpm6, &gen);
-	m->l4 = bpf_map_lookup_elem(&gen_l4, &gen);
-	m->vecs = bpf_map_lookup_elem(&gen_vecs, &gen);
-	m->words = bpf_map_lookup_elem(&gen_words, &gen);
-	if (!m->lpm4 || !m->lpm6 || !m->l4 || !m->vecs || !m->words)
-		return -1;
-	return 0;
-}
-
 static __always_inline __u32 lookup_u32(void *map, const void *key)
 {
 	__u32 *v = bpf_map_lookup_elem(map, key);
@@ -44,7 +27,12 @@ static __always_inline __u32 lookup_u32(void *map, const void *key)
 	return v ? *v : 0;
 }
 
-static __always_inline __u32 addr_vec(struct moat_gen_maps *m, const struct moat_pkt *p,
+/*
+ * The vector id of address field @field. The trie or chunk map is looked
+ * up here, only when the field needs it, which keeps moat_classify's stack
+ * small (the three frames of the program share 512 bytes).
+ */
+static __always_inline __u32 addr_vec(void *l4, __u32 gen, const struct moat_pkt *p,
 				      const struct moat_gen_config *cfg, __u32 table, __u32 field)
 {
 	const __u8 *a = field == MOAT_FIELD_SRC ? p->src : p->dst;
@@ -53,22 +41,46 @@ static __always_inline __u32 addr_vec(struct moat_gen_maps *m, const struct moat
 	if (cfg->addr_const_mask & (1u << bit))
 		return cfg->addr_const_vid[bit];
 
+	if (p->family == 4 && (cfg->dir4_mask & (1u << (MOAT_DIR4_SLOT(table, field) & 7)))) {
+		__u32 ha = ((__u32)a[0] << 24) | ((__u32)a[1] << 16) | ((__u32)a[2] << 8) | a[3];
+		__u32 idx = MOAT_L4_OFF_DIR4 + (MOAT_DIR4_SLOT(table, field) & 7) * MOAT_DIR4_L1 +
+			    (ha >> 16);
+		__u32 e = lookup_u32(l4, &idx);
+		void *dir4;
+
+		if (!(e & MOAT_DIR4_CHUNK))
+			return e;
+		dir4 = bpf_map_lookup_elem(&gen_dir4, &gen);
+		if (!dir4)
+			return 0;
+		idx = ((e & ~MOAT_DIR4_CHUNK) << 8) + ((ha >> 8) & 255);
+		e = lookup_u32(dir4, &idx);
+		if (e & MOAT_DIR4_CHUNK) {
+			idx = ((e & ~MOAT_DIR4_CHUNK) << 8) + (ha & 255);
+			e = lookup_u32(dir4, &idx);
+		}
+		return e;
+	}
 	if (p->family == 4) {
 		struct moat_lpm4_key k = {
 			.prefixlen = MOAT_LPM_TAG_BITS + 32,
 			.tag = bpf_htonl(MOAT_LPM_TAG(table, field)),
 		};
 
+		void *lpm4 = bpf_map_lookup_elem(&gen_lpm4, &gen);
+
 		__builtin_memcpy(k.addr, a, 4);
-		return lookup_u32(m->lpm4, &k);
+		return lpm4 ? lookup_u32(lpm4, &k) : 0;
 	} else {
 		struct moat_lpm6_key k = {
 			.prefixlen = MOAT_LPM_TAG_BITS + 128,
 			.tag = bpf_htonl(MOAT_LPM_TAG(table, field)),
 		};
 
+		void *lpm6 = bpf_map_lookup_elem(&gen_lpm6, &gen);
+
 		__builtin_memcpy(k.addr, a, 16);
-		return lookup_u32(m->lpm6, &k);
+		return lpm6 ? lookup_u32(lpm6, &k) : 0;
 	}
 }
 
@@ -147,41 +159,42 @@ __noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, _
 	struct classify_ctx c = { .result = MOAT_NO_RULE };
 	const struct moat_vec *v[MOAT_NFIELDS];
 	const struct moat_gen_config *cfg;
-	struct moat_gen_maps m;
+	void *l4;
 	__u32 base, idx, sw, f, w;
 	__u64 acc;
 
 	if (!p || !nrules || table >= MOAT_NTABLES)
 		return MOAT_NO_RULE;
-	if (gen_maps_get(gen & 1, &m))
-		return MOAT_NO_RULE;
 	gen &= 1;
+	l4 = bpf_map_lookup_elem(&gen_l4, &gen);
+	c.vecs = bpf_map_lookup_elem(&gen_vecs, &gen);
+	c.words = bpf_map_lookup_elem(&gen_words, &gen);
+	if (!l4 || !c.vecs || !c.words)
+		return MOAT_NO_RULE;
 	cfg = bpf_map_lookup_elem(&gen_config, &gen);
 	if (!cfg)
 		return MOAT_NO_RULE;
-	c.vecs = m.vecs;
-	c.words = m.words;
 	base = table * MOAT_L4_TABLE_STRIDE;
 
 	/* Vector id 0 is the empty vector: the first field no rule accepts
 	 * ends the search (the common case for traffic no rule is about). */
-	c.vid[0] = addr_vec(&m, p, cfg, table, MOAT_FIELD_SRC);
+	c.vid[0] = addr_vec(l4, gen, p, cfg, table, MOAT_FIELD_SRC);
 	if (!c.vid[0])
 		return MOAT_NO_RULE;
 	idx = base + MOAT_L4_OFF_PROTO + p->proto * 4 + (p->state & 3);
-	c.vid[2] = lookup_u32(m.l4, &idx);
+	c.vid[2] = lookup_u32(l4, &idx);
 	idx = base + MOAT_L4_OFF_DPORT + port_slot(p, p->dport);
-	c.vid[4] = lookup_u32(m.l4, &idx);
+	c.vid[4] = lookup_u32(l4, &idx);
 	idx = base + MOAT_L4_OFF_SPORT + port_slot(p, p->sport);
-	c.vid[3] = lookup_u32(m.l4, &idx);
+	c.vid[3] = lookup_u32(l4, &idx);
 	if (!c.vid[2] || !c.vid[3] || !c.vid[4])
 		return MOAT_NO_RULE;
-	c.vid[1] = addr_vec(&m, p, cfg, table, MOAT_FIELD_DST);
+	c.vid[1] = addr_vec(l4, gen, p, cfg, table, MOAT_FIELD_DST);
 	if (!c.vid[1])
 		return MOAT_NO_RULE;
 
 	for (f = 0; f < MOAT_NFIELDS; f++) {
-		v[f] = bpf_map_lookup_elem(m.vecs, &c.vid[f]);
+		v[f] = bpf_map_lookup_elem(c.vecs, &c.vid[f]);
 		if (!v[f])
 			return MOAT_NO_RULE;
 	}
@@ -196,11 +209,11 @@ __noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, _
 	if (sw >= MOAT_SUMMARY_WORDS)
 		return MOAT_NO_RULE;
 	w = sw * 64 + bits_ctz64(c.cand[sw]);
-	acc = vec_word(m.words, v[0], w);
-	acc &= vec_word(m.words, v[1], w);
-	acc &= vec_word(m.words, v[2], w);
-	acc &= vec_word(m.words, v[3], w);
-	acc &= vec_word(m.words, v[4], w);
+	acc = vec_word(c.words, v[0], w);
+	acc &= vec_word(c.words, v[1], w);
+	acc &= vec_word(c.words, v[2], w);
+	acc &= vec_word(c.words, v[3], w);
+	acc &= vec_word(c.words, v[4], w);
 	if (acc)
 		return w * 64 + bits_ctz64(acc);
 

@@ -80,6 +80,21 @@ struct {
 	});
 } gen_l4 SEC(".maps");
 
+/* Levels 2 and 3 of the IPv4 16-8-8 tables (MOAT_L4_OFF_DIR4): chunks of
+ * 256 entries, as many as the rule set needs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MOAT_GENERATIONS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_ARRAY);
+		__uint(map_flags, BPF_F_INNER_MAP);
+		__uint(max_entries, 1);
+		__type(key, __u32);
+		__type(value, __u32);
+	});
+} gen_dir4 SEC(".maps");
+
 /* Vector headers, by vector id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
