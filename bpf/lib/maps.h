@@ -66,7 +66,10 @@ struct {
 	});
 } gen_lpm6 SEC(".maps");
 
-/* Ports, ICMP type/code and protocol+state slots -> vector id. Fixed
+/* The array inner maps are BPF_F_MMAPABLE: the loader fills them with
+ * plain stores through mmap(), not one copy per element through bpf().
+ *
+ * Ports, ICMP type/code and protocol+state slots -> vector id. Fixed
  * size, without BPF_F_INNER_MAP, so the verifier inlines its lookups. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
@@ -75,6 +78,7 @@ struct {
 	__array(values, struct {
 		__uint(type, BPF_MAP_TYPE_ARRAY);
 		__uint(max_entries, MOAT_L4_ENTRIES);
+		__uint(map_flags, BPF_F_MMAPABLE);
 		__uint(key_size, sizeof(__u32));
 		__uint(value_size, sizeof(__u32));
 	});
@@ -88,7 +92,7 @@ struct {
 	__type(key, __u32);
 	__array(values, struct {
 		__uint(type, BPF_MAP_TYPE_ARRAY);
-		__uint(map_flags, BPF_F_INNER_MAP);
+		__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 		__uint(max_entries, 1);
 		__type(key, __u32);
 		__type(value, __u32);
@@ -102,7 +106,7 @@ struct {
 	__type(key, __u32);
 	__array(values, struct {
 		__uint(type, BPF_MAP_TYPE_ARRAY);
-		__uint(map_flags, BPF_F_INNER_MAP);
+		__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 		__uint(max_entries, 1);
 		__uint(key_size, sizeof(__u32));
 		__uint(value_size, sizeof(struct moat_vec));
@@ -116,7 +120,7 @@ struct {
 	__type(key, __u32);
 	__array(values, struct {
 		__uint(type, BPF_MAP_TYPE_ARRAY);
-		__uint(map_flags, BPF_F_INNER_MAP);
+		__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 		__uint(max_entries, 1);
 		__uint(key_size, sizeof(__u32));
 		__uint(value_size, sizeof(__u64));
@@ -132,6 +136,7 @@ struct {
 	__array(values, struct {
 		__uint(type, BPF_MAP_TYPE_ARRAY);
 		__uint(max_entries, MOAT_RULES_ENTRIES);
+		__uint(map_flags, BPF_F_MMAPABLE);
 		__uint(key_size, sizeof(__u32));
 		__uint(value_size, sizeof(struct moat_rule_info));
 	});
