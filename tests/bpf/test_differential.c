@@ -18,6 +18,7 @@
  * MOAT_DIFF_SEED (fixed default, so CI is repeatable), MOAT_DIFF_MAX_RULES
  * (4096), MOAT_DIFF_ONLY (run only the rule set of that index). Needs root.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -493,6 +494,95 @@ static void test_stages_off(void **state)
 	ruleset_free(&rs);
 }
 
+/*
+ * One generation with both IPv4 lookups: a set of 9,000 host routes, each
+ * in its own /16, needs 18,000 chunks, more than a generation holds, so
+ * the field naming it stays in the LPM trie while the destination field
+ * gets a 16-8-8 table. (The set is map data only: no packet leaves.)
+ */
+static void test_mixed_lookups(void **state)
+{
+	const size_t nhosts = 9000;
+	char set_path[] = "/tmp/moat-diff-set.XXXXXX";
+	int fd = mkstemp(set_path);
+	size_t cap = 1024, i;
+	char *text = malloc(cap);
+	FILE *set;
+	struct moat_image img;
+	struct ruleset rs;
+	struct diags d;
+	struct randgen g;
+	int dir;
+
+	assert_non_null(text);
+	assert_true(fd >= 0);
+	set = fdopen(fd, "w");
+	assert_non_null(set);
+	for (i = 0; i < nhosts; i++)
+		fprintf(set, "%zu.%zu.7.9\n", 11 + i / 256, i % 256);
+	fclose(set);
+	snprintf(text, cap,
+		 "set scattered file %s\n"
+		 "nacl in 10 deny tcp src @scattered dport 22\n"
+		 "nacl in 20 allow tcp src 0.0.0.0/0 dst 198.18.5.0/24\n"
+		 "nacl in 30 allow udp dst 198.18.6.128/25 dport 53\n"
+		 "nacl in 40 deny all src 12.0.0.0/8\n"
+		 "nacl in 50 allow icmp dst 198.18.0.0/15\n"
+		 "nacl out 10 allow all\n",
+		 set_path);
+	ruleset_init(&rs);
+	diags_init(&d);
+	assert_int_equal(rules_parse_text("mixed", text, strlen(text), &rs, &d), 0);
+	unlink(set_path);
+	free(text);
+	assert_int_equal(compile_ruleset(&rs, &img, &d), 0);
+	assert_false(img.cfg.dir4_mask & (1u << MOAT_DIR4_SLOT(0, MOAT_FIELD_SRC)));
+	assert_true(img.cfg.dir4_mask & (1u << MOAT_DIR4_SLOT(0, MOAT_FIELD_DST)));
+	image_free(&img);
+	diags_free(&d);
+	assert_int_equal(diff_apply(&rs, true), 0);
+
+	randgen_seed(&g, cfg.seed ^ 0x16808);
+	for (i = 0; i < 4000; i++) {
+		struct packet p = { .family = 4, .tcp_flags = PKT_TCP_SYN };
+		uint32_t src, dst, h = randgen_below(&g, nhosts);
+		struct diff_case c;
+
+		/* a set member, a neighbour of one, or anywhere in 11/8..46/8 */
+		switch (randgen_below(&g, 3)) {
+		case 0:
+			src = (uint32_t)(11 + h / 256) << 24 | (uint32_t)(h % 256) << 16 | 7 << 8 | 9;
+			break;
+		case 1:
+			src = (uint32_t)(11 + h / 256) << 24 | (uint32_t)(h % 256) << 16 |
+			      randgen_below(&g, 65536);
+			break;
+		default:
+			src = (11u << 24) + (uint32_t)randgen_u64(&g) % (36u << 24);
+			break;
+		}
+		dst = 0xc6120000u | randgen_below(&g, 1u << 17); /* 198.18.0.0/15 */
+		src = htonl(src);
+		dst = htonl(dst);
+		memcpy(p.src, &src, 4);
+		memcpy(p.dst, &dst, 4);
+		p.proto = (int[]){ 6, 17, 1 }[randgen_below(&g, 3)];
+		if (p.proto == 1) {
+			p.icmp_type = 8;
+		} else {
+			p.sport = 1024 + randgen_below(&g, 60000);
+			p.dport = randgen_below(&g, 2) ? 22 : 53;
+		}
+		for (dir = RULE_DIR_IN; dir <= RULE_DIR_OUT; dir++) {
+			if (!diff_judge(&rs, (enum rule_dir)dir, &p, &c)) {
+				diff_print_case(&rs, (enum rule_dir)dir, &p, &c);
+				fail_msg("mixed lookups: packet %zu disagrees", i);
+			}
+		}
+	}
+	ruleset_free(&rs);
+}
+
 static int setup(void **state)
 {
 	int err;
@@ -540,11 +630,17 @@ static void test_differential_nacl_run(void **state)
 	run_or_skip(test_differential_nacl, state);
 }
 
+static void test_mixed_lookups_run(void **state)
+{
+	run_or_skip(test_mixed_lookups, state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stages_off_run),
 		cmocka_unit_test(test_differential_nacl_run),
+		cmocka_unit_test(test_mixed_lookups_run),
 	};
 
 	cfg.seed = env_ull("MOAT_DIFF_SEED", DIFF_DEFAULT_SEED);
