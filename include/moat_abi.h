@@ -177,8 +177,28 @@ struct moat_gen_config {
 	__u32 addr_const_mask;
 	__u32 addr_const_vid[MOAT_NTABLES * 4];
 	__u32 dir4_mask; /* bit MOAT_DIR4_SLOT: IPv4 field uses the 16-8-8 table */
+	__u32 epoch;	 /* differs for every rule set applied: decision cache key */
+	__u32 pad;
 };
-_Static_assert(sizeof(struct moat_gen_config) == 144, "gen config");
+_Static_assert(sizeof(struct moat_gen_config) == 152, "gen config");
+
+/*
+ * Decision cache (internal, per program instance, never pinned): the first
+ * matching position for one table and one tuple of field vectors. The
+ * answer is a pure function of the vectors, so it holds for as long as the
+ * rule set (epoch) does. Consulted only when the lowest candidate word does
+ * not hold the winner, where the datapath would otherwise walk the
+ * remaining candidate words.
+ */
+#define MOAT_DECISION_NFIELDS 5
+struct moat_decision_key {
+	__u32 epoch;
+	__u32 table;
+	__u32 vid[MOAT_DECISION_NFIELDS];
+	__u32 gen; /* the generation slot the epoch lives in */
+};
+_Static_assert(sizeof(struct moat_decision_key) == 32, "decision key");
+#define MOAT_DECISION_ENTRIES 65536
 #define MOAT_ADDR_CONST_BIT(table, field, v6) ((table) * 4 + (field) * 2 + (v6))
 
 /*

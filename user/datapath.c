@@ -77,6 +77,7 @@ int dp_skel_open(struct moat_bpf **out, const struct dp_open_opts *o, char *err,
 		return rc;
 	}
 	skel->rodata->moat_trace_mode = o->trace_mode;
+	skel->rodata->moat_decision_cache_off = o->no_decision_cache;
 	if (o->ct_max) {
 		bpf_map__set_max_entries(skel->maps.conntrack, o->ct_max);
 		bpf_map__set_max_entries(skel->maps.ct_pending,

@@ -20,6 +20,7 @@ struct dp_open_opts {
 	bool trace_mode;
 	bool load_progs;	  /* false: create the maps only */
 	bool no_load;		  /* open and configure, leave loading to the caller */
+	bool no_decision_cache;	  /* always walk (the benchmark's uncached figures) */
 	uint32_t ct_max;	  /* conntrack entries; 0: the object's default */
 	uint32_t stat_slots;	  /* rule_stats entries; 0: the object's default */
 	const struct moat_maps *reuse; /* maps to reuse instead of creating */

@@ -540,6 +540,8 @@ int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 
 	rc = gen_live(m, &live_gen, &live_cfg);
 	idle = rc == 0 ? !live_gen : 0;
+	/* A new epoch: decisions cached for the old rules never apply. */
+	img.cfg.epoch = rc == 0 ? live_cfg.epoch + 1 : 1;
 
 	if (bpf_obj_get_info_by_fd(m->rule_stats, &minfo, &minfo_len)) {
 		rc = -errno;

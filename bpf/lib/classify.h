@@ -18,7 +18,7 @@
 #include "bits.h"
 #include "parse.h"
 
-#define MOAT_NFIELDS 5
+#define MOAT_NFIELDS MOAT_DECISION_NFIELDS
 
 static __always_inline __u32 lookup_u32(void *map, const void *key)
 {
@@ -28,12 +28,13 @@ static __always_inline __u32 lookup_u32(void *map, const void *key)
 }
 
 /*
- * The vector id of address field @field. The trie or chunk map is looked
- * up here, only when the field needs it, which keeps moat_classify's stack
- * small (the three frames of the program share 512 bytes).
+ * The vector id of address field @field. A subprogram of its own, not
+ * inlined: its lookup keys then live in its frame, beside classify_step's
+ * rather than on top of it, and the three frames of the deepest call chain
+ * must share 512 bytes of stack.
  */
-static __always_inline __u32 addr_vec(void *l4, __u32 gen, const struct moat_pkt *p,
-				      const struct moat_gen_config *cfg, __u32 table, __u32 field)
+static __noinline __u32 addr_vec(const struct moat_pkt *p, const struct moat_gen_config *cfg,
+				 __u32 gen, __u32 table, __u32 field)
 {
 	const __u8 *a = field == MOAT_FIELD_SRC ? p->src : p->dst;
 	__u32 bit = MOAT_ADDR_CONST_BIT(table, field, p->family == 6) & 15;
@@ -45,8 +46,13 @@ static __always_inline __u32 addr_vec(void *l4, __u32 gen, const struct moat_pkt
 		__u32 ha = ((__u32)a[0] << 24) | ((__u32)a[1] << 16) | ((__u32)a[2] << 8) | a[3];
 		__u32 idx = MOAT_L4_OFF_DIR4 + (MOAT_DIR4_SLOT(table, field) & 7) * MOAT_DIR4_L1 +
 			    (ha >> 16);
-		__u32 e = lookup_u32(l4, &idx);
+		void *l4 = bpf_map_lookup_elem(&gen_l4, &gen);
 		void *dir4;
+		__u32 e;
+
+		if (!l4)
+			return 0;
+		e = lookup_u32(l4, &idx);
 
 		if (!(e & MOAT_DIR4_CHUNK))
 			return e;
@@ -86,8 +92,8 @@ static __always_inline __u32 addr_vec(void *l4, __u32 gen, const struct moat_pkt
 
 /* State shared with the candidate-word callback. */
 struct classify_ctx {
-	void *vecs, *words;
-	__u32 vid[MOAT_NFIELDS];
+	/* key.vid: the five fields' vector ids; key.gen: the generation */
+	struct moat_decision_key key;
 	__u64 cand[MOAT_SUMMARY_WORDS];
 	__u32 result;
 };
@@ -117,8 +123,16 @@ static long classify_step(__u32 i, void *data)
 {
 	struct classify_ctx *c = data;
 	const struct moat_vec *v;
+	void *vecs, *words;
 	__u64 acc = ~0ULL;
-	__u32 sw, w, f;
+	__u32 sw, w, f, gen = c->key.gen & 1;
+
+	/* Looked up here, not kept in @c: moat_classify's frame is what
+	 * the 512-byte stack of the three frames can least spare. */
+	vecs = bpf_map_lookup_elem(&gen_vecs, &gen);
+	words = bpf_map_lookup_elem(&gen_words, &gen);
+	if (!vecs || !words)
+		return 1;
 
 	for (sw = 0; sw < MOAT_SUMMARY_WORDS; sw++)
 		if (c->cand[sw])
@@ -129,10 +143,10 @@ static long classify_step(__u32 i, void *data)
 	c->cand[sw] &= c->cand[sw] - 1;
 
 	for (f = 0; f < MOAT_NFIELDS; f++) {
-		v = bpf_map_lookup_elem(c->vecs, &c->vid[f]);
+		v = bpf_map_lookup_elem(vecs, &c->key.vid[f]);
 		if (!v)
 			return 1;
-		acc &= vec_word(c->words, v, w);
+		acc &= vec_word(words, v, w);
 	}
 	if (acc) {
 		c->result = w * 64 + bits_ctz64(acc);
@@ -159,7 +173,8 @@ __noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, _
 	struct classify_ctx c = { .result = MOAT_NO_RULE };
 	const struct moat_vec *v[MOAT_NFIELDS];
 	const struct moat_gen_config *cfg;
-	void *l4;
+	void *l4, *vecs, *words;
+	__u32 *cached;
 	__u32 base, idx, sw, f, w;
 	__u64 acc;
 
@@ -167,10 +182,11 @@ __noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, _
 		return MOAT_NO_RULE;
 	gen &= 1;
 	l4 = bpf_map_lookup_elem(&gen_l4, &gen);
-	c.vecs = bpf_map_lookup_elem(&gen_vecs, &gen);
-	c.words = bpf_map_lookup_elem(&gen_words, &gen);
-	if (!l4 || !c.vecs || !c.words)
+	vecs = bpf_map_lookup_elem(&gen_vecs, &gen);
+	words = bpf_map_lookup_elem(&gen_words, &gen);
+	if (!l4 || !vecs || !words)
 		return MOAT_NO_RULE;
+	c.key.gen = gen;
 	cfg = bpf_map_lookup_elem(&gen_config, &gen);
 	if (!cfg)
 		return MOAT_NO_RULE;
@@ -178,23 +194,23 @@ __noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, _
 
 	/* Vector id 0 is the empty vector: the first field no rule accepts
 	 * ends the search (the common case for traffic no rule is about). */
-	c.vid[0] = addr_vec(l4, gen, p, cfg, table, MOAT_FIELD_SRC);
-	if (!c.vid[0])
+	c.key.vid[0] = addr_vec(p, cfg, gen, table, MOAT_FIELD_SRC);
+	if (!c.key.vid[0])
 		return MOAT_NO_RULE;
 	idx = base + MOAT_L4_OFF_PROTO + p->proto * 4 + (p->state & 3);
-	c.vid[2] = lookup_u32(l4, &idx);
+	c.key.vid[2] = lookup_u32(l4, &idx);
 	idx = base + MOAT_L4_OFF_DPORT + port_slot(p, p->dport);
-	c.vid[4] = lookup_u32(l4, &idx);
+	c.key.vid[4] = lookup_u32(l4, &idx);
 	idx = base + MOAT_L4_OFF_SPORT + port_slot(p, p->sport);
-	c.vid[3] = lookup_u32(l4, &idx);
-	if (!c.vid[2] || !c.vid[3] || !c.vid[4])
+	c.key.vid[3] = lookup_u32(l4, &idx);
+	if (!c.key.vid[2] || !c.key.vid[3] || !c.key.vid[4])
 		return MOAT_NO_RULE;
-	c.vid[1] = addr_vec(l4, gen, p, cfg, table, MOAT_FIELD_DST);
-	if (!c.vid[1])
+	c.key.vid[1] = addr_vec(p, cfg, gen, table, MOAT_FIELD_DST);
+	if (!c.key.vid[1])
 		return MOAT_NO_RULE;
 
 	for (f = 0; f < MOAT_NFIELDS; f++) {
-		v[f] = bpf_map_lookup_elem(c.vecs, &c.vid[f]);
+		v[f] = bpf_map_lookup_elem(vecs, &c.key.vid[f]);
 		if (!v[f])
 			return MOAT_NO_RULE;
 	}
@@ -209,17 +225,26 @@ __noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, _
 	if (sw >= MOAT_SUMMARY_WORDS)
 		return MOAT_NO_RULE;
 	w = sw * 64 + bits_ctz64(c.cand[sw]);
-	acc = vec_word(c.words, v[0], w);
-	acc &= vec_word(c.words, v[1], w);
-	acc &= vec_word(c.words, v[2], w);
-	acc &= vec_word(c.words, v[3], w);
-	acc &= vec_word(c.words, v[4], w);
+	acc = vec_word(words, v[0], w);
+	acc &= vec_word(words, v[1], w);
+	acc &= vec_word(words, v[2], w);
+	acc &= vec_word(words, v[3], w);
+	acc &= vec_word(words, v[4], w);
 	if (acc)
 		return w * 64 + bits_ctz64(acc);
 
-	/* Slow path: the remaining candidates, in order. */
+	/* Slow path: the remaining candidates, in order, unless this tuple
+	 * of vectors was decided before under the same rule set. */
+	c.key.epoch = cfg->epoch;
+	c.key.table = table;
+	cached = moat_decision_cache_off ? 0 : bpf_map_lookup_elem(&decision_cache, &c.key);
+	if (cached)
+		return *cached;
 	c.cand[sw] &= c.cand[sw] - 1;
 	bpf_loop(MOAT_VEC_WORDS, classify_step, &c, 0);
+	/* Also in trace mode: every program instance has its own cache (it
+	 * is not pinned), and a cached answer is the answer. */
+	bpf_map_update_elem(&decision_cache, &c.key, &c.result, BPF_ANY);
 	return c.result;
 }
 

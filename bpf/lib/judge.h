@@ -21,9 +21,10 @@
 struct sg_decision {
 	__u32 by;  /* enum moat_sg_by */
 	__u32 pos; /* deciding rule position, or MOAT_NO_RULE */
-	int from_lo;
-	int expired;
-	int in_pending; /* the entry found (live or expired) is in ct_pending */
+	/* Bytes, not ints: this frame and classification's share 512 bytes. */
+	__u8 from_lo;
+	__u8 expired;
+	__u8 in_pending; /* the entry found (live or expired) is in ct_pending */
 	__u64 now;	/* one clock read per packet */
 	struct moat_ct_value *entry; /* hit: the entry to advance */
 	struct moat_ct_key key;
@@ -208,9 +209,9 @@ static __always_inline void sg_commit(void *rules, const struct moat_gen_config 
 		}
 		/* Confirmed by the other side: out of reach of a flood. */
 		if (d->in_pending && e->state == MOAT_CT_ESTABLISHED) {
-			struct moat_ct_value copy = *e;
-
-			if (bpf_map_update_elem(&conntrack, &d->key, &copy, BPF_ANY) == 0) {
+			/* The entry itself is the value to copy: no stack copy,
+			 * the three frames share 512 bytes. */
+			if (bpf_map_update_elem(&conntrack, &d->key, e, BPF_ANY) == 0) {
 				bpf_map_delete_elem(&ct_pending, &d->key);
 				COUNT(c, ct_promoted);
 			}

@@ -24,6 +24,8 @@
 
 /* Set at load time: a trace instance changes no counter and no entry. */
 const volatile __u32 moat_trace_mode = 0;
+/* Set by the benchmark only, to time the walk the decision cache saves. */
+const volatile __u32 moat_decision_cache_off = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -183,6 +185,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct moat_meta);
 } meta SEC(".maps");
+
+/* See struct moat_decision_key. Per-CPU LRU lists: no shared lock. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__uint(max_entries, MOAT_DECISION_ENTRIES);
+	__type(key, struct moat_decision_key);
+	__type(value, __u32);
+} decision_cache SEC(".maps");
 
 /* Trace instances only: what the last run decided. Never pinned. */
 struct {

@@ -583,6 +583,65 @@ static void test_mixed_lookups(void **state)
 	ruleset_free(&rs);
 }
 
+/*
+ * The decision cache keys answers by rule-set epoch: rule sets A and C
+ * below compile to the same vector ids, and both need the walk past the
+ * first candidate word for the packet, but their winners sit at
+ * different positions. A is applied, the packet judged (and its answer
+ * cached), then B, then C into the same generation slot as A: C's answer
+ * must not be A's.
+ */
+static void test_decision_cache_epochs(void **state)
+{
+	const char *pkt = "tcp 198.18.9.5:1000 > 198.18.1.1:2";
+	char *argv[] = { (char *)pkt };
+	struct ruleset rs[3];
+	struct packet p;
+	struct diff_case c;
+	char err[128], *text;
+	size_t len, cap = 16384;
+	int i, k, n;
+
+	assert_int_equal(packet_parse(1, argv, &p, err, sizeof(err)), 0);
+	text = malloc(cap);
+	assert_non_null(text);
+	for (k = 0; k < 3; k++) {
+		struct diags d;
+
+		/* A: 64 port-1 rules before the port-2 allow; C: 65. */
+		n = k == 2 ? 65 : 64;
+		len = 0;
+		if (k == 1) {
+			len += snprintf(text + len, cap - len, "nacl in 1 allow all\n");
+		} else {
+			len += snprintf(text + len, cap - len,
+					"nacl in 1 deny udp src 198.18.9.0/24\n");
+			for (i = 0; i < n; i++)
+				len += snprintf(text + len, cap - len,
+						"nacl in %d deny tcp src 198.18.9.0/24 dport 1\n",
+						2 + i);
+			len += snprintf(text + len, cap - len,
+					"nacl in %d allow tcp src 198.18.9.0/24 dport 2\n", 2 + n);
+		}
+		ruleset_init(&rs[k]);
+		diags_init(&d);
+		assert_int_equal(rules_parse_text("epochs", text, len, &rs[k], &d), 0);
+		diags_free(&d);
+	}
+	free(text);
+	for (k = 0; k < 3; k++) {
+		assert_int_equal(diff_apply(&rs[k], true), 0);
+		for (i = 0; i < 2; i++) { /* the second run may answer from the cache */
+			if (!diff_judge(&rs[k], RULE_DIR_IN, &p, &c)) {
+				diff_print_case(&rs[k], RULE_DIR_IN, &p, &c);
+				fail_msg("rule set %d, run %d: datapath and reference disagree", k, i);
+			}
+		}
+	}
+	for (k = 0; k < 3; k++)
+		ruleset_free(&rs[k]);
+}
+
 static int setup(void **state)
 {
 	int err;
@@ -635,12 +694,18 @@ static void test_mixed_lookups_run(void **state)
 	run_or_skip(test_mixed_lookups, state);
 }
 
+static void test_decision_cache_epochs_run(void **state)
+{
+	run_or_skip(test_decision_cache_epochs, state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stages_off_run),
 		cmocka_unit_test(test_differential_nacl_run),
 		cmocka_unit_test(test_mixed_lookups_run),
+		cmocka_unit_test(test_decision_cache_epochs_run),
 	};
 
 	cfg.seed = env_ull("MOAT_DIFF_SEED", DIFF_DEFAULT_SEED);
