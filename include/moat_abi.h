@@ -111,6 +111,15 @@ enum moat_l4_state {
  * chunks).
  */
 #define MOAT_DIR4_SLOT(table, field) ((table) * 2 + (field))
+/*
+ * IPv6 address fields whose prefixes come in at most MOAT_HASH6_LENS
+ * distinct lengths are hash tables instead of a trie (`gen_hash6`): one
+ * lookup per length, longest first, the first hit wins, which is exactly
+ * the trie's longest match. Key: struct moat_lpm6_key with prefixlen = the
+ * length (no tag bits), tag = the slot, the address with host bits zero.
+ */
+#define MOAT_HASH6_LENS 4
+#define MOAT_HASH6_NONE 0xff
 #define MOAT_DIR4_SLOTS (MOAT_NTABLES * 2)
 #define MOAT_DIR4_L1 65536
 #define MOAT_DIR4_CHUNK 0x80000000u
@@ -178,9 +187,13 @@ struct moat_gen_config {
 	__u32 addr_const_vid[MOAT_NTABLES * 4];
 	__u32 dir4_mask; /* bit MOAT_DIR4_SLOT: IPv4 field uses the 16-8-8 table */
 	__u32 epoch;	 /* differs for every rule set applied: decision cache key */
-	__u32 pad;
+	__u32 hash6_mask; /* bit MOAT_DIR4_SLOT: IPv6 field uses hash tables */
+	/* Its prefix lengths, longest first, MOAT_HASH6_NONE after the last
+	 * (a /0 is not among them: its vector is hash6_default, no lookup). */
+	__u8 hash6_lens[MOAT_DIR4_SLOTS][MOAT_HASH6_LENS];
+	__u32 hash6_default[MOAT_DIR4_SLOTS];
 };
-_Static_assert(sizeof(struct moat_gen_config) == 152, "gen config");
+_Static_assert(sizeof(struct moat_gen_config) == 216, "gen config");
 
 /*
  * Decision cache (internal, per program instance, never pinned): the first

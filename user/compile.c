@@ -546,6 +546,8 @@ out:
 	return err;
 }
 
+enum addr_tables_mode addr_tables_mode = ADDR_TABLES_AUTO;
+
 /* ---- replies of untracked flows ---- */
 
 /* Mark, for each direction, the service ports its untracked rules open;
@@ -669,6 +671,8 @@ int compile_ruleset(const struct ruleset *rs, struct moat_image *img, struct dia
 	}
 	compile_untracked_replies(rs, img);
 	err = dir4_build(img);
+	if (!err)
+		err = hash6_build(img);
 	if (err) {
 		diags_add(d, DIAG_ERROR, NULL, 0, 0, "compiling the IPv4 address tables: %s",
 			  strerror(-err));
@@ -702,6 +706,7 @@ void image_free(struct moat_image *img)
 	free(img->lpm4);
 	free(img->lpm6);
 	free(img->dir4);
+	free(img->hash6);
 	free(img->vindex);
 	memset(img, 0, sizeof(*img));
 }
@@ -711,5 +716,6 @@ size_t image_bytes(const struct moat_image *img)
 	return MOAT_L4_ENTRIES * sizeof(uint32_t) + img->nvecs * sizeof(struct moat_vec) +
 	       img->nwords * sizeof(uint64_t) + img->nrules * sizeof(struct moat_rule_info) +
 	       img->nlpm4 * (sizeof(struct moat_lpm4_key) + 4) +
-	       img->nlpm6 * (sizeof(struct moat_lpm6_key) + 4) + img->ndir4 * sizeof(uint32_t);
+	       img->nlpm6 * (sizeof(struct moat_lpm6_key) + 4) + img->ndir4 * sizeof(uint32_t) +
+	       img->nhash6 * (sizeof(struct moat_lpm6_key) + 4);
 }

@@ -46,10 +46,23 @@ struct moat_image {
 	size_t nlpm6, lpm6_cap;
 	uint32_t *dir4; /* levels 2 and 3 of the IPv4 16-8-8 tables */
 	size_t ndir4;
+	struct image_lpm6 *hash6; /* IPv6 hash table entries (prefixlen = length) */
+	size_t nhash6;
 	/* Dedup index over vectors: open addressing on a content hash. */
 	uint32_t *vindex;
 	size_t vindex_cap;
 };
+
+/*
+ * Address fields as tables (IPv4 16-8-8, IPv6 per-length hashes) or tries:
+ * tables where they fit, unless told otherwise (tests check both paths).
+ */
+enum addr_tables_mode {
+	ADDR_TABLES_AUTO,
+	ADDR_TABLES_NEVER,  /* tries only */
+	ADDR_TABLES_ALWAYS, /* IPv4 tables wherever the generation's total fits */
+};
+extern enum addr_tables_mode addr_tables_mode;
 
 /*
  * Compile @rs. Returns 0, or a negative errno with the reason in @d

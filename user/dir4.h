@@ -11,15 +11,9 @@
 
 /* Most chunks (256 entries of 4 bytes) one generation's `gen_dir4` holds. */
 #define DIR4_MAX_CHUNKS 16384
-/* A field may always use this many chunks, and 4 per prefix beyond that. */
+/* A field may always use this many chunks, and 4 per prefix beyond that
+ * (addr_tables_mode ADDR_TABLES_AUTO). */
 #define DIR4_FREE_CHUNKS 4096
-
-enum dir4_mode {
-	DIR4_AUTO,   /* a table where it fits (the budget above), else the trie */
-	DIR4_NEVER,  /* tries only (tests use it to check both paths) */
-	DIR4_ALWAYS, /* tables wherever the total fits */
-};
-extern enum dir4_mode dir4_mode;
 
 /*
  * Move the IPv4 prefixes of each address field from img->lpm4 into 16-8-8
@@ -27,5 +21,12 @@ extern enum dir4_mode dir4_mode;
  * img->cfg.dir4_mask, where the budget allows. Returns 0 or -ENOMEM.
  */
 int dir4_build(struct moat_image *img);
+
+/*
+ * Move the IPv6 prefixes of each address field with at most
+ * MOAT_HASH6_LENS distinct lengths from img->lpm6 into img->hash6, setting
+ * img->cfg.hash6_mask and hash6_lens. Returns 0 or -ENOMEM.
+ */
+int hash6_build(struct moat_image *img);
 
 #endif

@@ -460,7 +460,7 @@ out:
 	return rc;
 }
 
-enum { IN_LPM4, IN_LPM6, IN_L4, IN_DIR4, IN_VECS, IN_WORDS, IN_RULES, IN_COUNT };
+enum { IN_LPM4, IN_LPM6, IN_L4, IN_DIR4, IN_HASH6, IN_VECS, IN_WORDS, IN_RULES, IN_COUNT };
 
 static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 {
@@ -478,6 +478,8 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 				  BPF_F_MMAPABLE);
 	fds[IN_DIR4] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_dir4", 4, 4, img->ndir4,
 				    BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	fds[IN_HASH6] = create_inner(BPF_MAP_TYPE_HASH, "moat_hash6", sizeof(struct moat_lpm6_key),
+				     4, img->nhash6, 0);
 	fds[IN_VECS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_vecs", 4, sizeof(struct moat_vec),
 				    img->nvecs, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	fds[IN_WORDS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_words", 4, 8, img->nwords,
@@ -494,6 +496,9 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 	if (!rc)
 		rc = fill_lpm(fds[IN_LPM6], img->lpm6, img->nlpm6, sizeof(img->lpm6[0]),
 			      sizeof(img->lpm6[0].key), offsetof(struct image_lpm6, vid));
+	if (!rc)
+		rc = fill_lpm(fds[IN_HASH6], img->hash6, img->nhash6, sizeof(img->hash6[0]),
+			      sizeof(img->hash6[0].key), offsetof(struct image_lpm6, vid));
 	if (rc)
 		return rc;
 	rc = fill_array_mapped(fds[IN_L4], img->l4, MOAT_L4_ENTRIES, 4);
@@ -519,9 +524,9 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 	      struct gen_apply_info *info)
 {
-	int outer[IN_COUNT] = { m->gen_lpm4, m->gen_lpm6,  m->gen_l4,	 m->gen_dir4,
-				m->gen_vecs, m->gen_words, m->gen_rules };
-	int fds[IN_COUNT] = { -1, -1, -1, -1, -1, -1, -1 };
+	int outer[IN_COUNT] = { m->gen_lpm4,  m->gen_lpm6, m->gen_l4,	 m->gen_dir4,
+				m->gen_hash6, m->gen_vecs, m->gen_words, m->gen_rules };
+	int fds[IN_COUNT] = { -1, -1, -1, -1, -1, -1, -1, -1 };
 	struct moat_gen_config live_cfg;
 	struct moat_image img;
 	struct bpf_map_info minfo = { 0 };

@@ -78,15 +78,48 @@ static __noinline __u32 addr_vec(const struct moat_pkt *p, const struct moat_gen
 		__builtin_memcpy(k.addr, a, 4);
 		return lpm4 ? lookup_u32(lpm4, &k) : 0;
 	} else {
+		__u32 slot = MOAT_DIR4_SLOT(table, field) & 7, i;
+		__u64 hi, lo;
 		struct moat_lpm6_key k = {
 			.prefixlen = MOAT_LPM_TAG_BITS + 128,
 			.tag = bpf_htonl(MOAT_LPM_TAG(table, field)),
 		};
-
-		void *lpm6 = bpf_map_lookup_elem(&gen_lpm6, &gen);
+		void *map;
+		__u32 *v;
 
 		__builtin_memcpy(k.addr, a, 16);
-		return lpm6 ? lookup_u32(lpm6, &k) : 0;
+		if (!(cfg->hash6_mask & (1u << slot))) {
+			map = bpf_map_lookup_elem(&gen_lpm6, &gen);
+			return map ? lookup_u32(map, &k) : 0;
+		}
+		/* One lookup per prefix length, longest first. Host bits are
+		 * cleared in place: each length is shorter than the last. */
+		map = bpf_map_lookup_elem(&gen_hash6, &gen);
+		if (!map)
+			return 0;
+		__builtin_memcpy(&hi, k.addr, 8);
+		__builtin_memcpy(&lo, k.addr + 8, 8);
+		hi = bpf_be64_to_cpu(hi);
+		lo = bpf_be64_to_cpu(lo);
+		for (i = 0; i < MOAT_HASH6_LENS; i++) {
+			__u32 len = cfg->hash6_lens[slot][i];
+			__u64 h, l;
+
+			if (len > 128)
+				break;
+			/* keep the top @len bits of hi:lo */
+			h = len >= 64 ? hi : len ? hi & (~0ULL << (64 - len)) : 0;
+			l = len >= 128 ? lo : len > 64 ? lo & (~0ULL << (128 - len)) : 0;
+			h = bpf_cpu_to_be64(h);
+			l = bpf_cpu_to_be64(l);
+			__builtin_memcpy(k.addr, &h, 8);
+			__builtin_memcpy(k.addr + 8, &l, 8);
+			k.prefixlen = len;
+			v = bpf_map_lookup_elem(map, &k);
+			if (v)
+				return *v;
+		}
+		return cfg->hash6_default[slot];
 	}
 }
 

@@ -101,6 +101,19 @@ struct {
 	});
 } gen_dir4 SEC(".maps");
 
+/* IPv6 hash tables, see MOAT_HASH6_LENS. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MOAT_GENERATIONS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_HASH);
+		__uint(max_entries, 1);
+		__uint(key_size, sizeof(struct moat_lpm6_key));
+		__uint(value_size, sizeof(__u32));
+	});
+} gen_hash6 SEC(".maps");
+
 /* Vector headers, by vector id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);

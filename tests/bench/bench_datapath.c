@@ -643,10 +643,10 @@ static long long fd_memlock(int fd)
 }
 
 /* memlock of the inner maps of the generation in force (bytes). */
-static long long gen_memlock(struct moat_maps *m, long long per[7])
+static long long gen_memlock(struct moat_maps *m, long long per[8])
 {
-	int outer[7] = { m->gen_lpm4, m->gen_lpm6,  m->gen_l4,	  m->gen_vecs,
-			 m->gen_words, m->gen_rules, m->gen_dir4 };
+	int outer[8] = { m->gen_lpm4,  m->gen_lpm6, m->gen_l4,	  m->gen_vecs,
+			 m->gen_words, m->gen_rules, m->gen_dir4, m->gen_hash6 };
 	struct moat_gen_config gc;
 	unsigned gen;
 	long long sum = 0;
@@ -654,7 +654,7 @@ static long long gen_memlock(struct moat_maps *m, long long per[7])
 
 	if (gen_live(m, &gen, &gc))
 		return -1;
-	for (i = 0; i < 7; i++) {
+	for (i = 0; i < 8; i++) {
 		__u32 g = gen, id;
 		int fd;
 
@@ -789,14 +789,14 @@ static void time_case(struct inst *in, const char *name, const char *spec, __u32
 
 static void mem_metrics(struct inst *in, const char *what, size_t nrules)
 {
-	long long per[7], sum = gen_memlock(&in->maps, per);
+	long long per[8], sum = gen_memlock(&in->maps, per);
 	char name[64];
 
 	snprintf(name, sizeof(name), "mem.%s", what);
 	add_metric(name, (double)sum, "B",
 		   "rules=%zu lpm4=%lld lpm6=%lld l4=%lld vecs=%lld words=%lld rules_map=%lld "
-		   "dir4=%lld",
-		   nrules, per[0], per[1], per[2], per[3], per[4], per[5], per[6]);
+		   "dir4=%lld hash6=%lld",
+		   nrules, per[0], per[1], per[2], per[3], per[4], per[5], per[6], per[7]);
 }
 
 /*
@@ -926,7 +926,7 @@ static void bench_nacl(void)
 			struct parsed p;
 			struct gen_apply_info ai;
 			struct inst in;
-			long long per[7], mem;
+			long long per[8], mem;
 			char name[64];
 
 			make_rules(k, n, NULL, &g, &p);
@@ -945,8 +945,9 @@ static void bench_nacl(void)
 				   p.parse_ms, ai.compile_ms);
 			snprintf(name, sizeof(name), "mem.nacl.%s.%zu", gen_kind_name[k], n);
 			add_metric(name, (double)mem, "B",
-				   "lpm4=%lld lpm6=%lld l4=%lld vecs=%lld words=%lld rules=%lld dir4=%lld",
-				   per[0], per[1], per[2], per[3], per[4], per[5], per[6]);
+				   "lpm4=%lld lpm6=%lld l4=%lld vecs=%lld words=%lld rules=%lld dir4=%lld "
+				   "hash6=%lld",
+				   per[0], per[1], per[2], per[3], per[4], per[5], per[6], per[7]);
 
 			snprintf(name, sizeof(name), "nacl.%s.%zu.last", gen_kind_name[k], n);
 			time_nacl_case(&in, &p.rs, name, g.last, XDP_PASS);
@@ -981,7 +982,7 @@ static void bench_set(void)
 		struct gen_apply_info ai;
 		struct inst in;
 		double t0;
-		long long per[7], base;
+		long long per[8], base;
 
 		snprintf(path, sizeof(path), "%s/big%d.txt", cfg.tmpdir, fam);
 		t0 = now_ms();

@@ -410,10 +410,11 @@ static void test_differential_nacl(void **state)
 		err = randgen_ruleset(&g, &o, &rs);
 		assert_int_equal(err, 0);
 
-		/* Every third set keeps its IPv4 fields in LPM tries, the
-		 * others in 16-8-8 tables: both lookups are checked. */
-		dir4_mode = idx % 3 == 2 ? DIR4_NEVER : DIR4_AUTO;
-		if (dir4_mode == DIR4_NEVER)
+		/* Every third set keeps its address fields in LPM tries, the
+		 * others in tables (IPv4 16-8-8, IPv6 per-length hashes) where
+		 * they fit: both lookups are checked. */
+		addr_tables_mode = idx % 3 == 2 ? ADDR_TABLES_NEVER : ADDR_TABLES_AUTO;
+		if (addr_tables_mode == ADDR_TABLES_NEVER)
 			trie_sets++;
 		err = diff_apply(&rs, true);
 		if (err) {
@@ -463,9 +464,9 @@ static void test_differential_nacl(void **state)
 	printf("# judgements: %zu allowed by a rule, %zu denied by a rule, %zu by the final "
 	       "deny, %zu NDP; %zu fragments, %zu IPv6; %zu decided past position 63\n",
 	       tl.by_allow, tl.by_deny, tl.by_default, tl.ndp, tl.frag, tl.v6, tl.deep);
-	printf("# IPv4 address fields: %zu sets with 16-8-8 tables, %zu with LPM tries\n",
+	printf("# address fields: %zu sets with tables where they fit, %zu with LPM tries only\n",
 	       sets - trie_sets, trie_sets);
-	dir4_mode = DIR4_AUTO;
+	addr_tables_mode = ADDR_TABLES_AUTO;
 	assert_int_equal(mismatches, 0);
 }
 
