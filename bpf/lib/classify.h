@@ -268,12 +268,14 @@ __noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, _
 
 	/* Slow path: the remaining candidates, in order, unless this tuple
 	 * of vectors was decided before under the same rule set. */
+	c.cand[sw] &= c.cand[sw] - 1;
+	if (!(c.cand[0] | c.cand[1] | c.cand[2] | c.cand[3]))
+		return MOAT_NO_RULE;
 	c.key.epoch = cfg->epoch;
 	c.key.table = table;
 	cached = moat_decision_cache_off ? 0 : bpf_map_lookup_elem(&decision_cache, &c.key);
 	if (cached)
 		return *cached;
-	c.cand[sw] &= c.cand[sw] - 1;
 	bpf_loop(MOAT_VEC_WORDS, classify_step, &c, 0);
 	/* Also in trace mode: every program instance has its own cache (it
 	 * is not pinned), and a cached answer is the answer. */
