@@ -457,7 +457,8 @@ static int compile_addr(struct moat_image *img, const struct ruleset *rs,
 	size_t nitems = 0, cap = 0, i, j, k, depth = 0;
 	struct rule_prefix stack_pfx[130];
 	uint64_t *stack = NULL, root[W_MAX], cur[W_MAX];
-	uint32_t tag = MOAT_LPM_TAG(table, field), vid;
+	uint32_t tag = MOAT_LPM_TAG(table, field), vid, *memo = NULL;
+	long lazy_pos = -1; /* stack entry 0 is root + this rule, not yet written */
 	size_t pos;
 	int err = 0;
 
@@ -516,6 +517,11 @@ static int compile_addr(struct moat_image *img, const struct ruleset *rs,
 		err = -ENOMEM;
 		goto out;
 	}
+	memo = calloc(n ? n : 1, sizeof(*memo));
+	if (!memo) {
+		err = -ENOMEM;
+		goto out;
+	}
 	/* Pre-order walk of the prefix tree: the stack holds the enclosing
 	 * prefixes of the current one with their accumulated rule sets. */
 	for (i = 0; i < nitems; i = j) {
@@ -523,11 +529,42 @@ static int compile_addr(struct moat_image *img, const struct ruleset *rs,
 
 		while (depth && !prefix_encloses(&stack_pfx[depth - 1], p))
 			depth--;
-		memcpy(cur, depth ? stack + (depth - 1) * nw : root, nw * sizeof(*cur));
-		for (j = i; j < nitems && items[j].pfx.len == p->len &&
-			    !memcmp(items[j].pfx.addr, p->addr, 16);
+		for (j = i + 1; j < nitems && items[j].pfx.len == p->len &&
+				!memcmp(items[j].pfx.addr, p->addr, 16);
 		     j++)
-			bit_set(cur, items[j].pos);
+			;
+		/*
+		 * The common case of a large set: a top-level prefix of one
+		 * rule. Its vector is the root's plus that rule, the same for
+		 * every such prefix of the rule: interned once (memo), and its
+		 * stack entry is only written out if a nested prefix needs it.
+		 */
+		if (!depth && j == i + 1) {
+			pos = items[i].pos;
+			if (!memo[pos]) {
+				memcpy(cur, root, nw * sizeof(*cur));
+				bit_set(cur, pos);
+				err = vec_intern(img, cur, nw, &vid);
+				if (err)
+					goto out;
+				memo[pos] = vid + 1;
+			}
+			err = emit_lpm(img, family, tag, p, memo[pos] - 1);
+			if (err)
+				goto out;
+			stack_pfx[0] = *p;
+			lazy_pos = (long)pos;
+			depth = 1;
+			continue;
+		}
+		if (depth == 1 && lazy_pos >= 0) {
+			memcpy(stack, root, nw * sizeof(*stack));
+			bit_set(stack, (size_t)lazy_pos);
+		}
+		lazy_pos = -1;
+		memcpy(cur, depth ? stack + (depth - 1) * nw : root, nw * sizeof(*cur));
+		for (k = i; k < j; k++)
+			bit_set(cur, items[k].pos);
 		err = vec_intern(img, cur, nw, &vid);
 		if (err)
 			goto out;
@@ -541,6 +578,7 @@ static int compile_addr(struct moat_image *img, const struct ruleset *rs,
 		}
 	}
 out:
+	free(memo);
 	free(stack);
 	free(items);
 	return err;
