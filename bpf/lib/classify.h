@@ -175,8 +175,12 @@ static long classify_step(__u32 i, void *data)
 	w = sw * 64 + bits_ctz64(c->cand[sw]);
 	c->cand[sw] &= c->cand[sw] - 1;
 
-	for (f = 0; f < MOAT_NFIELDS; f++) {
-		v = bpf_map_lookup_elem(vecs, &c->key.vid[f]);
+	/* Sparse fields first (src, dport, dst, proto, sport): stop at the
+	 * first zero. */
+	for (f = 0; f < MOAT_NFIELDS && acc; f++) {
+		__u32 fi = f == 0 ? 0 : f == 1 ? 4 : f - 1;
+
+		v = bpf_map_lookup_elem(vecs, &c->key.vid[fi & 7]);
 		if (!v)
 			return 1;
 		acc &= vec_word(words, v, w);
@@ -258,11 +262,17 @@ __noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, _
 	if (sw >= MOAT_SUMMARY_WORDS)
 		return MOAT_NO_RULE;
 	w = sw * 64 + bits_ctz64(c.cand[sw]);
+	/* Sparse fields first (src, dport, dst, proto, sport): each word may
+	 * cost a lookup, and a zero ends the AND. */
 	acc = vec_word(words, v[0], w);
-	acc &= vec_word(words, v[1], w);
-	acc &= vec_word(words, v[2], w);
-	acc &= vec_word(words, v[3], w);
-	acc &= vec_word(words, v[4], w);
+	if (acc)
+		acc &= vec_word(words, v[4], w);
+	if (acc)
+		acc &= vec_word(words, v[1], w);
+	if (acc)
+		acc &= vec_word(words, v[2], w);
+	if (acc)
+		acc &= vec_word(words, v[3], w);
 	if (acc)
 		return w * 64 + bits_ctz64(acc);
 
