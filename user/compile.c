@@ -397,6 +397,75 @@ static int cmp_prefix(const void *a, const void *b)
 	return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
+/*
+ * Sort prefix items by address, then length, then position (cmp_prefix's
+ * order). IPv4 items fit one 64-bit key (address, length, position), which
+ * a radix sort orders in a few passes: sets of a million prefixes sort in
+ * milliseconds instead of most of a second of comparisons.
+ */
+static int sort_items(struct prefix_item *items, size_t n, int family)
+{
+	uint64_t *key, *tmp;
+	size_t i, pass, *cnt;
+
+	if (family != 4 || n < 1024) {
+		qsort(items, n, sizeof(*items), cmp_prefix);
+		return 0;
+	}
+	key = malloc(n * sizeof(*key));
+	tmp = malloc(n * sizeof(*tmp));
+	cnt = malloc(65536 * sizeof(*cnt));
+	if (!key || !tmp || !cnt) {
+		free(key);
+		free(tmp);
+		free(cnt);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		const uint8_t *a = items[i].pfx.addr;
+		uint64_t addr = (uint64_t)a[0] << 24 | a[1] << 16 | a[2] << 8 | a[3];
+
+		/* positions are below MOAT_MAX_RULES (16 bits) */
+		key[i] = addr << 32 | (uint64_t)items[i].pfx.len << 16 | items[i].pos;
+	}
+	for (pass = 0; pass < 4; pass++) {
+		unsigned shift = 16 * pass;
+		size_t sum = 0, c;
+		uint64_t *t;
+
+		memset(cnt, 0, 65536 * sizeof(*cnt));
+		for (i = 0; i < n; i++)
+			cnt[(key[i] >> shift) & 0xffff]++;
+		for (c = 0; c < 65536; c++) {
+			size_t k = cnt[c];
+
+			cnt[c] = sum;
+			sum += k;
+		}
+		for (i = 0; i < n; i++)
+			tmp[cnt[(key[i] >> shift) & 0xffff]++] = key[i];
+		t = key;
+		key = tmp;
+		tmp = t;
+	}
+	for (i = 0; i < n; i++) {
+		uint32_t addr = (uint32_t)(key[i] >> 32);
+
+		memset(&items[i].pfx, 0, sizeof(items[i].pfx));
+		items[i].pfx.family = 4;
+		items[i].pfx.len = (uint8_t)(key[i] >> 16);
+		items[i].pfx.addr[0] = addr >> 24;
+		items[i].pfx.addr[1] = addr >> 16;
+		items[i].pfx.addr[2] = addr >> 8;
+		items[i].pfx.addr[3] = addr;
+		items[i].pos = (uint32_t)(key[i] & 0xffff);
+	}
+	free(key);
+	free(tmp);
+	free(cnt);
+	return 0;
+}
+
 static bool rule_eligible(const struct rule *r, int family)
 {
 	return r->family == 0 || r->family == family;
@@ -511,7 +580,9 @@ static int compile_addr(struct moat_image *img, const struct ruleset *rs,
 			goto out;
 	}
 
-	qsort(items, nitems, sizeof(*items), cmp_prefix);
+	err = sort_items(items, nitems, family);
+	if (err)
+		goto out;
 	stack = malloc(130 * nw * sizeof(*stack));
 	if (!stack) {
 		err = -ENOMEM;

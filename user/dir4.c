@@ -93,6 +93,43 @@ static int paint(uint32_t *l1, struct dir4_pool *pl, const struct dir4_prefix *p
 	return 0;
 }
 
+/*
+ * A quick test before sorting and painting: every distinct /24 holding a
+ * longer prefix needs a level-3 chunk, every distinct /16 holding a prefix
+ * longer than /16 a level-2 chunk. Returns 1 if that count stays within
+ * @budget, 0 if not, -ENOMEM.
+ */
+static int chunks_fit(const struct dir4_prefix *pfx, size_t n, size_t budget)
+{
+	uint64_t *seen24 = calloc((1u << 24) / 64, sizeof(*seen24));
+	uint64_t *seen16 = calloc((1u << 16) / 64, sizeof(*seen16));
+	size_t i, chunks = 0;
+	int rc = 1;
+
+	if (!seen24 || !seen16) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n && chunks <= budget; i++) {
+		uint32_t a16 = pfx[i].addr >> 16, a24 = pfx[i].addr >> 8;
+
+		if (pfx[i].len > 16 && !(seen16[a16 / 64] & (1ULL << (a16 % 64)))) {
+			seen16[a16 / 64] |= 1ULL << (a16 % 64);
+			chunks++;
+		}
+		if (pfx[i].len > 24 && !(seen24[a24 / 64] & (1ULL << (a24 % 64)))) {
+			seen24[a24 / 64] |= 1ULL << (a24 % 64);
+			chunks++;
+		}
+	}
+	if (chunks > budget)
+		rc = 0;
+out:
+	free(seen24);
+	free(seen16);
+	return rc;
+}
+
 /* Build slot @slot from its @n prefixes; 1 if it fits the budget, 0 if
  * not (the pool and level 1 are then as before), or -ENOMEM. */
 static int build_slot(struct moat_image *img, struct dir4_pool *pl, uint32_t slot,
@@ -105,6 +142,11 @@ static int build_slot(struct moat_image *img, struct dir4_pool *pl, uint32_t slo
 	if (addr_tables_mode == ADDR_TABLES_NEVER)
 		return 0;
 	budget = addr_tables_mode == ADDR_TABLES_ALWAYS ? DIR4_MAX_CHUNKS : DIR4_FREE_CHUNKS + 4 * n;
+	if (budget > DIR4_MAX_CHUNKS - start / 256)
+		budget = DIR4_MAX_CHUNKS - start / 256;
+	rc = chunks_fit(pfx, n, budget);
+	if (rc <= 0)
+		return rc; /* cannot fit (0), or -ENOMEM */
 	qsort(pfx, n, sizeof(*pfx), cmp_len);
 	for (i = 0; i < n; i++) {
 		rc = paint(l1, pl, &pfx[i]);
