@@ -192,8 +192,12 @@ struct moat_gen_config {
 	 * (a /0 is not among them: its vector is hash6_default, no lookup). */
 	__u8 hash6_lens[MOAT_DIR4_SLOTS][MOAT_HASH6_LENS];
 	__u32 hash6_default[MOAT_DIR4_SLOTS];
+	/* Digests of the lpm4, lpm6 and hash6 inner maps' contents: a reload
+	 * whose map would be the same keeps the live one (a trie of a million
+	 * prefixes takes a second to fill). */
+	__u64 digest[3];
 };
-_Static_assert(sizeof(struct moat_gen_config) == 216, "gen config");
+_Static_assert(sizeof(struct moat_gen_config) == 240, "gen config");
 
 /*
  * Decision cache (internal, per program instance, never pinned): the first

@@ -657,6 +657,27 @@ out:
 
 enum addr_tables_mode addr_tables_mode = ADDR_TABLES_AUTO;
 
+/*
+ * 64-bit digest of a map image (FNV-1a over 8-byte words, then the
+ * length), so that equal digests mean equal contents short of a 2^-64
+ * accident. Image entries are fully initialised (memset before filling).
+ */
+static uint64_t image_digest(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t h = 0xcbf29ce484222325ULL, w;
+	size_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0x100000001b3ULL;
+		h ^= h >> 29;
+	}
+	for (; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return (h ^ len) * 0x100000001b3ULL;
+}
+
 /* ---- replies of untracked flows ---- */
 
 /* Mark, for each direction, the service ports its untracked rules open;
@@ -728,12 +749,17 @@ static int compile_table(const struct ruleset *rs, struct moat_image *img, enum 
 	}
 	if (!n)
 		return 0;
-	err = compile_proto(img, order, n, nw, base);
-	for (field = 0; !err && field < 2; field++)
-		err = compile_ports(img, order, n, nw, base, field);
+	/* Addresses first: their vector ids then do not depend on the
+	 * table's ports and protocols, so a rule set that changes only those
+	 * compiles to the same address maps, which a reload can keep. */
+	err = 0;
 	for (family = 4; !err && family <= 6; family += 2)
 		for (field = MOAT_FIELD_SRC; !err && field <= MOAT_FIELD_DST; field++)
 			err = compile_addr(img, rs, order, n, nw, table, field, family);
+	if (!err)
+		err = compile_proto(img, order, n, nw, base);
+	for (field = 0; !err && field < 2; field++)
+		err = compile_ports(img, order, n, nw, base, field);
 	return err;
 }
 
@@ -782,6 +808,11 @@ int compile_ruleset(const struct ruleset *rs, struct moat_image *img, struct dia
 	err = dir4_build(img);
 	if (!err)
 		err = hash6_build(img);
+	if (!err) {
+		img->cfg.digest[0] = image_digest(img->lpm4, img->nlpm4 * sizeof(*img->lpm4));
+		img->cfg.digest[1] = image_digest(img->lpm6, img->nlpm6 * sizeof(*img->lpm6));
+		img->cfg.digest[2] = image_digest(img->hash6, img->nhash6 * sizeof(*img->hash6));
+	}
 	if (err) {
 		diags_add(d, DIAG_ERROR, NULL, 0, 0, "compiling the IPv4 address tables: %s",
 			  strerror(-err));

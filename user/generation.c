@@ -462,23 +462,31 @@ out:
 
 enum { IN_LPM4, IN_LPM6, IN_L4, IN_DIR4, IN_HASH6, IN_VECS, IN_WORDS, IN_RULES, IN_COUNT };
 
+/* Create and fill the inner maps; slots of @fds already >= 0 are maps
+ * kept from the live generation (see keep_unchanged). */
 static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 {
+	bool kept[IN_COUNT];
 	struct moat_rule_info *infos;
 	size_t i;
 	int rc;
 
-	fds[IN_LPM4] = create_inner(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm4",
+	for (i = 0; i < IN_COUNT; i++)
+		kept[i] = fds[i] >= 0;
+	if (!kept[IN_LPM4])
+		fds[IN_LPM4] = create_inner(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm4",
 				    sizeof(struct moat_lpm4_key), 4, img->nlpm4,
 				    BPF_F_NO_PREALLOC);
-	fds[IN_LPM6] = create_inner(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm6",
+	if (!kept[IN_LPM6])
+		fds[IN_LPM6] = create_inner(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm6",
 				    sizeof(struct moat_lpm6_key), 4, img->nlpm6,
 				    BPF_F_NO_PREALLOC);
 	fds[IN_L4] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_l4", 4, 4, MOAT_L4_ENTRIES,
 				  BPF_F_MMAPABLE);
 	fds[IN_DIR4] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_dir4", 4, 4, img->ndir4,
 				    BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	fds[IN_HASH6] = create_inner(BPF_MAP_TYPE_HASH, "moat_hash6", sizeof(struct moat_lpm6_key),
+	if (!kept[IN_HASH6])
+		fds[IN_HASH6] = create_inner(BPF_MAP_TYPE_HASH, "moat_hash6", sizeof(struct moat_lpm6_key),
 				     4, img->nhash6, 0);
 	fds[IN_VECS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_vecs", 4, sizeof(struct moat_vec),
 				    img->nvecs, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
@@ -491,12 +499,13 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 		if (fds[i] < 0)
 			return fds[i];
 
-	rc = fill_lpm(fds[IN_LPM4], img->lpm4, img->nlpm4, sizeof(img->lpm4[0]),
-		      sizeof(img->lpm4[0].key), offsetof(struct image_lpm4, vid));
-	if (!rc)
+	rc = kept[IN_LPM4] ? 0 :
+			     fill_lpm(fds[IN_LPM4], img->lpm4, img->nlpm4, sizeof(img->lpm4[0]),
+				      sizeof(img->lpm4[0].key), offsetof(struct image_lpm4, vid));
+	if (!rc && !kept[IN_LPM6])
 		rc = fill_lpm(fds[IN_LPM6], img->lpm6, img->nlpm6, sizeof(img->lpm6[0]),
 			      sizeof(img->lpm6[0].key), offsetof(struct image_lpm6, vid));
-	if (!rc)
+	if (!rc && !kept[IN_HASH6])
 		rc = fill_lpm(fds[IN_HASH6], img->hash6, img->nhash6, sizeof(img->hash6[0]),
 			      sizeof(img->hash6[0].key), offsetof(struct image_lpm6, vid));
 	if (rc)
@@ -521,6 +530,32 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 	return rc;
 }
 
+/*
+ * An address map whose contents would be those of the live generation's
+ * (same digest) is not built again: the new generation shares the live
+ * map. Inner maps are never written once installed, so sharing is safe;
+ * it spares a reload that keeps a large set the seconds of refilling its
+ * trie. Sets @fds[i] for the kept maps.
+ */
+static void keep_unchanged(struct moat_maps *m, unsigned live_gen,
+			   const struct moat_gen_config *live, const struct moat_image *next,
+			   int fds[IN_COUNT], unsigned *nkept)
+{
+	static const int slot[3] = { IN_LPM4, IN_LPM6, IN_HASH6 };
+	int outer[3] = { m->gen_lpm4, m->gen_lpm6, m->gen_hash6 };
+	size_t entries[3] = { next->nlpm4, next->nlpm6, next->nhash6 };
+	int k;
+
+	for (k = 0; k < 3; k++) {
+		/* (an empty map costs nothing to make) */
+		if (!entries[k] || live->digest[k] != next->cfg.digest[k])
+			continue;
+		fds[slot[k]] = inner_fd(outer[k], live_gen);
+		if (fds[slot[k]] >= 0)
+			(*nkept)++;
+	}
+}
+
 int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 	      struct gen_apply_info *info)
 {
@@ -532,7 +567,8 @@ int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 	struct bpf_map_info minfo = { 0 };
 	__u32 minfo_len = sizeof(minfo);
 	uint8_t *used_new = NULL;
-	unsigned live_gen = 0;
+	unsigned live_gen = 0, nkept = 0;
+	bool live_ok;
 	__u32 zero = 0, idle;
 	double t0 = now_ms(), t1;
 	size_t i;
@@ -544,6 +580,7 @@ int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 	t1 = now_ms();
 
 	rc = gen_live(m, &live_gen, &live_cfg);
+	live_ok = rc == 0;
 	idle = rc == 0 ? !live_gen : 0;
 	/* A new epoch: decisions cached for the old rules never apply. */
 	img.cfg.epoch = rc == 0 ? live_cfg.epoch + 1 : 1;
@@ -561,6 +598,8 @@ int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 	if (rc)
 		goto out;
 
+	if (live_ok)
+		keep_unchanged(m, live_gen, &live_cfg, &img, fds, &nkept);
 	rc = build_inner_maps(&img, fds);
 	if (rc) {
 		diags_add(d, DIAG_ERROR, NULL, 0, 0, "creating the rule maps: %s", strerror(-rc));
@@ -591,6 +630,7 @@ int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 		info->compile_ms = t1 - t0;
 		info->load_ms = now_ms() - t1;
 		info->map_bytes = image_bytes(&img);
+		info->maps_kept = nkept;
 	}
 	rc = 0;
 out:

@@ -14,6 +14,7 @@ struct gen_apply_info {
 	unsigned gen;		 /* the generation now in force */
 	double compile_ms, load_ms; /* time to compile, to fill the maps */
 	size_t map_bytes;	 /* bytes of map data written */
+	unsigned maps_kept;	 /* address maps shared with the previous generation */
 };
 
 /*

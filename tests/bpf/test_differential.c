@@ -34,6 +34,8 @@
 
 #include "datapath.h"
 #include "dir4.h"
+#include "dp_load.h"
+#include "generation.h"
 #include "packet.h"
 #include "randgen.h"
 #include "reference.h"
@@ -643,6 +645,84 @@ static void test_decision_cache_epochs(void **state)
 		ruleset_free(&rs[k]);
 }
 
+/*
+ * A reload whose address trie would be the same keeps the live one (shared
+ * by both generations); one that changes it builds a new one. Checked by
+ * the loader's count and by judging packets against the reference after
+ * each step: a first set (nothing to keep), a ports-only change (kept),
+ * a prefix added to the set (rebuilt, and the new prefix is in force).
+ */
+static void test_keep_address_maps(void **state)
+{
+	const char *port_rules[3] = { "dport 80", "dport 8080", "dport 8080" };
+	char set_path[] = "/tmp/moat-diff-keep.XXXXXX";
+	int fd = mkstemp(set_path), step, i, dir;
+	unsigned want_kept[3] = { 0, 1, 0 };
+	struct randgen g;
+	FILE *set;
+
+	assert_true(fd >= 0);
+	set = fdopen(fd, "w");
+	assert_non_null(set);
+	for (i = 0; i < 3000; i++)
+		fprintf(set, "%d.%d.%d.0/24\n", 20 + i / 65536, (i / 256) % 256, i % 256);
+	fclose(set);
+	addr_tables_mode = ADDR_TABLES_NEVER; /* the set stays in the trie */
+	randgen_seed(&g, cfg.seed ^ 0x6b656570);
+	for (step = 0; step < 3; step++) {
+		struct gen_apply_info info;
+		struct ruleset rs;
+		struct diags d;
+		char text[512];
+
+		if (step == 2) { /* one more prefix: a different trie */
+			set = fopen(set_path, "a");
+			assert_non_null(set);
+			fprintf(set, "198.18.77.0/24\n");
+			fclose(set);
+		}
+		snprintf(text, sizeof(text),
+			 "set s file %s\n"
+			 "nacl in 10 deny all src @s\n"
+			 "nacl in 20 allow tcp %s\n"
+			 "nacl in 30 allow udp dport 53\n"
+			 "nacl out 10 allow all\n",
+			 set_path, port_rules[step]);
+		ruleset_init(&rs);
+		diags_init(&d);
+		assert_int_equal(rules_parse_text("keep", text, strlen(text), &rs, &d), 0);
+		assert_int_equal(gen_apply(moat_inst_maps(diff_inst), &rs, &d, &info), 0);
+		diags_free(&d);
+		if (info.maps_kept != want_kept[step])
+			fail_msg("step %d: %u address maps kept, expected %u", step, info.maps_kept,
+				 want_kept[step]);
+		for (i = 0; i < 3000; i++) {
+			struct packet p = { .family = 4, .proto = randgen_below(&g, 2) ? 6 : 17,
+					    .tcp_flags = PKT_TCP_SYN };
+			uint32_t src = randgen_below(&g, 4) ?
+					       (uint32_t)(20 << 24) + randgen_below(&g, 3100 * 256) :
+					       0xc6124d00u + randgen_below(&g, 256); /* 198.18.77.x */
+			uint32_t dst = htonl(0xc6120101u);
+			struct diff_case c;
+
+			src = htonl(src);
+			memcpy(p.src, &src, 4);
+			memcpy(p.dst, &dst, 4);
+			p.sport = 1024 + randgen_below(&g, 1000);
+			p.dport = (uint16_t[]){ 80, 8080, 53 }[randgen_below(&g, 3)];
+			for (dir = RULE_DIR_IN; dir <= RULE_DIR_OUT; dir++) {
+				if (!diff_judge(&rs, (enum rule_dir)dir, &p, &c)) {
+					diff_print_case(&rs, (enum rule_dir)dir, &p, &c);
+					fail_msg("step %d, packet %d disagrees", step, i);
+				}
+			}
+		}
+		ruleset_free(&rs);
+	}
+	addr_tables_mode = ADDR_TABLES_AUTO;
+	unlink(set_path);
+}
+
 static int setup(void **state)
 {
 	int err;
@@ -700,6 +780,11 @@ static void test_decision_cache_epochs_run(void **state)
 	run_or_skip(test_decision_cache_epochs, state);
 }
 
+static void test_keep_address_maps_run(void **state)
+{
+	run_or_skip(test_keep_address_maps, state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -707,6 +792,7 @@ int main(void)
 		cmocka_unit_test(test_differential_nacl_run),
 		cmocka_unit_test(test_mixed_lookups_run),
 		cmocka_unit_test(test_decision_cache_epochs_run),
+		cmocka_unit_test(test_keep_address_maps_run),
 	};
 
 	cfg.seed = env_ull("MOAT_DIFF_SEED", DIFF_DEFAULT_SEED);
