@@ -707,6 +707,10 @@ static void inst_close(struct inst *in)
 {
 	moat_maps_close(&in->maps);
 	moat_bpf__destroy(in->skel);
+	/* The kernel frees the maps (megabytes of arrays, tries) in the
+	 * background; let it finish before the next case is timed, or that
+	 * work on the other CPU shows up in the next figure. */
+	usleep(750 * 1000);
 }
 
 static void inst_apply(struct inst *in, const struct ruleset *rs, struct gen_apply_info *info)
