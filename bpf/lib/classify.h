@@ -92,8 +92,8 @@ static __noinline __u32 addr_vec(const struct moat_pkt *p, const struct moat_gen
 			map = bpf_map_lookup_elem(&gen_lpm6, &gen);
 			return map ? lookup_u32(map, &k) : 0;
 		}
-		/* One lookup per prefix length, longest first. Host bits are
-		 * cleared in place: each length is shorter than the last. */
+		/* One lookup per prefix length, longest first, the address cut
+		 * to that length; no hit: the /0 vector (or none). */
 		map = bpf_map_lookup_elem(&gen_hash6, &gen);
 		if (!map)
 			return 0;
