@@ -21,6 +21,7 @@
 
 #include "compile.h"
 #include "dir4.h"
+#include "hash6.h"
 
 #define W_MAX MOAT_VEC_WORDS
 

@@ -12,7 +12,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -205,72 +204,5 @@ int dir4_build(struct moat_image *img)
 	img->nlpm4 = kept;
 	img->dir4 = pl.v;
 	img->ndir4 = pl.n;
-	return 0;
-}
-
-/* ---- IPv6: one hash lookup per prefix length ---- */
-
-static int cmp_desc(const void *a, const void *b)
-{
-	return *(const uint8_t *)b - *(const uint8_t *)a;
-}
-
-int hash6_build(struct moat_image *img)
-{
-	size_t i, kept, n = 0;
-	uint32_t slot;
-
-	memset(img->cfg.hash6_lens, MOAT_HASH6_NONE, sizeof(img->cfg.hash6_lens));
-	if (addr_tables_mode == ADDR_TABLES_NEVER || !img->nlpm6)
-		return 0;
-	for (slot = 0; slot < MOAT_DIR4_SLOTS; slot++) {
-		uint8_t lens[MOAT_HASH6_LENS];
-		size_t nlens = 0, j;
-		bool fits = true, any = false;
-
-		for (i = 0; i < img->nlpm6 && fits; i++) {
-			const struct image_lpm6 *e = &img->lpm6[i];
-			uint8_t len = e->key.prefixlen - MOAT_LPM_TAG_BITS;
-
-			if (ntohl(e->key.tag) != slot)
-				continue;
-			any = true;
-			if (!len)
-				continue; /* the default: no lookup */
-			for (j = 0; j < nlens && lens[j] != len; j++)
-				;
-			if (j < nlens)
-				continue;
-			if (nlens == MOAT_HASH6_LENS)
-				fits = false;
-			else
-				lens[nlens++] = len;
-		}
-		if (!any || !fits)
-			continue;
-		qsort(lens, nlens, 1, cmp_desc);
-		memcpy(img->cfg.hash6_lens[slot], lens, nlens);
-		img->cfg.hash6_mask |= 1u << slot;
-	}
-	if (!img->cfg.hash6_mask)
-		return 0;
-	img->hash6 = malloc(img->nlpm6 * sizeof(*img->hash6));
-	if (!img->hash6)
-		return -ENOMEM;
-	for (i = kept = 0; i < img->nlpm6; i++) {
-		struct image_lpm6 e = img->lpm6[i];
-
-		if (img->cfg.hash6_mask & (1u << ntohl(e.key.tag))) {
-			e.key.prefixlen -= MOAT_LPM_TAG_BITS;
-			if (e.key.prefixlen)
-				img->hash6[n++] = e;
-			else
-				img->cfg.hash6_default[ntohl(e.key.tag)] = e.vid;
-		} else {
-			img->lpm6[kept++] = e;
-		}
-	}
-	img->nlpm6 = kept;
-	img->nhash6 = n;
 	return 0;
 }

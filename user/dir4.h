@@ -22,11 +22,4 @@
  */
 int dir4_build(struct moat_image *img);
 
-/*
- * Move the IPv6 prefixes of each address field with at most
- * MOAT_HASH6_LENS distinct lengths from img->lpm6 into img->hash6, setting
- * img->cfg.hash6_mask and hash6_lens. Returns 0 or -ENOMEM.
- */
-int hash6_build(struct moat_image *img);
-
 #endif
