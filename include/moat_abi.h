@@ -143,6 +143,7 @@ struct moat_vec {
 	__u16 rank_base[MOAT_SUMMARY_WORDS];
 };
 _Static_assert(sizeof(struct moat_vec) == 56, "vec");
+#define MOAT_MAX_VECS 131072
 
 /* Flags of a compiled rule. */
 #define MOAT_RULE_F_UNTRACKED 0x1 /* SG: flows it allows are not tracked */

@@ -140,6 +140,10 @@ static int vec_intern(struct moat_image *img, const uint64_t *bits, size_t nw, u
 		}
 	}
 
+	/* The datapath's vector array has a fixed size (its lookups are then
+	 * inlined): a rule set needing more distinct vectors is refused. */
+	if (img->nvecs >= MOAT_MAX_VECS)
+		return -E2BIG;
 	img->vecs = grow(img->vecs, &img->vecs_cap, img->nvecs + 1, sizeof(*img->vecs));
 	img->words = grow(img->words, &img->words_cap, img->nwords + nnz, sizeof(*img->words));
 	if (!img->vecs || !img->words)
@@ -797,6 +801,15 @@ int compile_ruleset(const struct ruleset *rs, struct moat_image *img, struct dia
 				goto out;
 			}
 			err = compile_table(rs, img, stage, dir, order, n);
+			if (err == -E2BIG) {
+				diags_add(d, DIAG_ERROR, NULL, 0, 0,
+					  "compiling %s %s: the rule set needs more than %d "
+					  "distinct field vectors, what moat holds per generation; "
+					  "fewer distinct prefixes or port ranges would fit",
+					  rule_stage_name(stage), rule_dir_name(dir),
+					  MOAT_MAX_VECS);
+				goto out;
+			}
 			if (err) {
 				diags_add(d, DIAG_ERROR, NULL, 0, 0, "compiling %s %s: %s",
 					  rule_stage_name(stage), rule_dir_name(dir),

@@ -489,7 +489,7 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 		fds[IN_HASH6] = create_inner(BPF_MAP_TYPE_HASH, "moat_hash6", sizeof(struct moat_lpm6_key),
 				     4, img->nhash6, 0);
 	fds[IN_VECS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_vecs", 4, sizeof(struct moat_vec),
-				    img->nvecs, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+				    MOAT_MAX_VECS, BPF_F_MMAPABLE);
 	fds[IN_WORDS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_words", 4, 8, img->nwords,
 				     BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	fds[IN_RULES] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_rules", 4,

@@ -121,8 +121,8 @@ struct {
 	__type(key, __u32);
 	__array(values, struct {
 		__uint(type, BPF_MAP_TYPE_ARRAY);
-		__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-		__uint(max_entries, 1);
+		__uint(map_flags, BPF_F_MMAPABLE);
+		__uint(max_entries, MOAT_MAX_VECS);
 		__uint(key_size, sizeof(__u32));
 		__uint(value_size, sizeof(struct moat_vec));
 	});
