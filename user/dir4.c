@@ -143,6 +143,7 @@ static int build_slot(struct moat_image *img, struct dir4_pool *pl, uint32_t slo
 	budget = addr_tables_mode == ADDR_TABLES_ALWAYS ? DIR4_MAX_CHUNKS : DIR4_FREE_CHUNKS + 4 * n;
 	if (budget > DIR4_MAX_CHUNKS - start / 256)
 		budget = DIR4_MAX_CHUNKS - start / 256;
+	/* The count is exact: painting makes exactly those chunks. */
 	rc = chunks_fit(pfx, n, budget);
 	if (rc <= 0)
 		return rc; /* cannot fit (0), or -ENOMEM */
@@ -151,11 +152,6 @@ static int build_slot(struct moat_image *img, struct dir4_pool *pl, uint32_t slo
 		rc = paint(l1, pl, &pfx[i]);
 		if (rc)
 			return rc;
-		if ((pl->n - start) / 256 > budget || pl->n / 256 > DIR4_MAX_CHUNKS) {
-			pl->n = start;
-			memset(l1, 0, MOAT_DIR4_L1 * sizeof(*l1));
-			return 0;
-		}
 	}
 	return 1;
 }

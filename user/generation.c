@@ -111,15 +111,21 @@ static int read_array(int fd, __u32 n, void *vals, size_t vsize)
 	return rc;
 }
 
-/* Write @n entries @keys -> @vals (@vsize bytes each) of array map @fd. */
-static int write_array(int fd, const __u32 *keys, const void *vals, __u32 n, size_t vsize)
+/*
+ * Write @n entries, keys of @ksize bytes at @keys and values of @vsize bytes
+ * at @vals, to map @fd in one batch; one at a time on kernels without batch
+ * updates for the map type. Returns 0 or -errno.
+ */
+static int write_batch(int fd, const void *keys, size_t ksize, const void *vals, size_t vsize,
+		       __u32 n)
 {
 	__u32 cnt = n, i;
 
 	if (!n || bpf_map_update_batch(fd, keys, vals, &cnt, NULL) == 0)
 		return 0;
 	for (i = 0; i < n; i++)
-		if (bpf_map_update_elem(fd, &keys[i], (const char *)vals + i * vsize, BPF_ANY))
+		if (bpf_map_update_elem(fd, (const char *)keys + i * ksize,
+					(const char *)vals + i * vsize, BPF_ANY))
 			return -errno;
 	return 0;
 }
@@ -292,7 +298,8 @@ static int assign_slots(struct moat_maps *m, struct moat_image *img, struct diag
 		used_new[slot] = 1;
 		ir->info.stat_slot = slot;
 	}
-	rc = write_array(m->rule_stats, new_keys, new_vals, nnew, ncpu * sizeof(*vals));
+	rc = write_batch(m->rule_stats, new_keys, sizeof(*new_keys), new_vals, ncpu * sizeof(*vals),
+			 nnew);
 	if (rc)
 		diags_add(d, DIAG_ERROR, NULL, 0, 0, "writing rule_stats: %s", strerror(-rc));
 out:
@@ -321,7 +328,7 @@ static void release_slots(struct moat_maps *m, const uint8_t *used_new, uint32_t
 			keys[n++] = slot;
 	zeros = calloc((size_t)(n ? n : 1) * ncpu, sizeof(*zeros));
 	if (zeros)
-		write_array(m->rule_stats, keys, zeros, n, ncpu * sizeof(*zeros));
+		write_batch(m->rule_stats, keys, sizeof(*keys), zeros, ncpu * sizeof(*zeros), n);
 out:
 	free(all);
 	free(zeros);
@@ -371,18 +378,7 @@ static int fill_array(int fd, const void *vals, size_t n, size_t vsize)
 
 		for (j = 0; j < cnt; j++)
 			keys[j] = i + j;
-		if (bpf_map_update_batch(fd, keys, (const char *)vals + i * vsize, &cnt, NULL)) {
-			/* Older kernels: one element at a time. */
-			for (j = 0; j < (n - i < chunk ? n - i : chunk); j++) {
-				__u32 key = i + j;
-
-				if (bpf_map_update_elem(fd, &key, (const char *)vals + key * vsize,
-							BPF_ANY)) {
-					rc = -errno;
-					break;
-				}
-			}
-		}
+		rc = write_batch(fd, keys, sizeof(*keys), (const char *)vals + i * vsize, vsize, cnt);
 	}
 	free(keys);
 	return rc;
@@ -418,7 +414,7 @@ static int fill_array_mapped(int fd, const void *vals, size_t n, size_t vsize)
 }
 
 /*
- * Fill an LPM trie from @n image entries of @stride bytes (key at 0, a u32
+ * Fill an LPM trie or hash map from @n image entries of @stride bytes (key at 0, a u32
  * vector id at @voff), in batches: one syscall per 64k prefixes instead of
  * one per prefix matters for sets of a million.
  */
@@ -444,15 +440,7 @@ static int fill_lpm(int fd, const void *entries, size_t n, size_t stride, size_t
 			memcpy(keys + j * ksize, e, ksize);
 			memcpy(&vals[j], e + voff, sizeof(*vals));
 		}
-		if (bpf_map_update_batch(fd, keys, vals, &cnt, NULL)) {
-			/* Kernels without batch ops on tries: one at a time. */
-			for (j = 0; j < (n - i < chunk ? n - i : chunk); j++) {
-				if (bpf_map_update_elem(fd, keys + j * ksize, &vals[j], BPF_ANY)) {
-					rc = -errno;
-					break;
-				}
-			}
-		}
+		rc = write_batch(fd, keys, ksize, vals, sizeof(*vals), cnt);
 	}
 out:
 	free(keys);
