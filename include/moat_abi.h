@@ -123,15 +123,25 @@ enum moat_l4_state {
 #define MOAT_DIR4_SLOTS (MOAT_NTABLES * 2)
 #define MOAT_DIR4_L1 65536
 #define MOAT_DIR4_CHUNK 0x80000000u
+/* Chunks (256 entries) in one generation's `gen_dir4`: a fixed size, so
+ * its lookups are inlined. */
+#define MOAT_DIR4_CHUNKS 8192
 #define MOAT_L4_OFF_DIR4 (MOAT_L4_OFF_UNTRACKED + 8 * MOAT_UNTRACKED_WORDS)
 #define MOAT_L4_ENTRIES (MOAT_L4_OFF_DIR4 + MOAT_DIR4_SLOTS * MOAT_DIR4_L1)
+/* stored two per 8-byte array value */
+_Static_assert(MOAT_L4_ENTRIES % 2 == 0, "l4 entries");
 
 /*
  * A bit vector over the rules of one table, stored sparsely: summary bit w
- * says word w is non-zero; the non-zero words sit at words_off onwards in
- * `gen_words`, in order, so word w is at
+ * says word w is non-zero; the lowest non-zero word is in the header
+ * (first_word), the others sit after it in `gen_words`, in order, so word
+ * w > first_idx is at (u32 arithmetic: words_off may be 0xffffffff)
  *   words_off + rank_base[w / 64] + popcount(summary[w / 64] below bit w % 64).
  * Vector id 0 is the empty vector (the value of every missing key).
+ * `gen_words` is a fixed-size array of MOAT_FAST_WORDS words, so that the
+ * verifier inlines its lookups (a helper call costs more than the rest of
+ * a word's AND); word positions past it are in `gen_words_more`, at
+ * position - MOAT_FAST_WORDS (rule sets that large pay a call per word).
  */
 struct moat_vec {
 	__u64 summary[MOAT_SUMMARY_WORDS];
@@ -144,6 +154,7 @@ struct moat_vec {
 };
 _Static_assert(sizeof(struct moat_vec) == 56, "vec");
 #define MOAT_MAX_VECS 131072
+#define MOAT_FAST_WORDS (1u << 20)
 
 /* Flags of a compiled rule. */
 #define MOAT_RULE_F_UNTRACKED 0x1 /* SG: flows it allows are not tracked */

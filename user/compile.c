@@ -50,16 +50,23 @@ static uint64_t mix64(uint64_t h, uint64_t v)
 	return h ^ (h >> 33);
 }
 
-static uint64_t vec_hash(const struct moat_vec *v, const uint64_t *nz, size_t nnz)
+/* @rest: the non-zero words after the first (v->first_word) */
+static uint64_t vec_hash(const struct moat_vec *v, const uint64_t *rest, size_t nrest)
 {
-	uint64_t h = 0x12345;
+	uint64_t h = mix64(0x12345, v->first_word);
 	size_t i;
 
 	for (i = 0; i < MOAT_SUMMARY_WORDS; i++)
 		h = mix64(h, v->summary[i]);
-	for (i = 0; i < nnz; i++)
-		h = mix64(h, nz[i]);
+	for (i = 0; i < nrest; i++)
+		h = mix64(h, rest[i]);
 	return h;
+}
+
+/* The stored words of @v: its non-zero words after the first. */
+static const uint64_t *vec_rest(const struct moat_image *img, const struct moat_vec *v)
+{
+	return img->words + (uint32_t)(v->words_off + 1);
 }
 
 static size_t vec_nnz(const struct moat_vec *v)
@@ -75,7 +82,7 @@ static int vindex_insert(struct moat_image *img, uint32_t vid)
 {
 	const struct moat_vec *v = &img->vecs[vid];
 	size_t mask = img->vindex_cap - 1;
-	size_t slot = vec_hash(v, img->words + v->words_off, vec_nnz(v)) & mask;
+	size_t slot = vec_hash(v, vec_rest(img, v), vec_nnz(v) - 1) & mask;
 
 	while (img->vindex[slot])
 		slot = (slot + 1) & mask;
@@ -128,13 +135,14 @@ static int vec_intern(struct moat_image *img, const uint64_t *bits, size_t nw, u
 
 	if ((img->nvecs + 1) * 2 > img->vindex_cap && vindex_grow(img))
 		return -ENOMEM;
-	h = vec_hash(&v, nz, nnz);
+	h = vec_hash(&v, nz + 1, nnz - 1);
 	mask = img->vindex_cap - 1;
 	for (slot = h & mask; img->vindex[slot]; slot = (slot + 1) & mask) {
 		const struct moat_vec *o = &img->vecs[img->vindex[slot]];
 
 		if (!memcmp(o->summary, v.summary, sizeof(v.summary)) &&
-		    !memcmp(img->words + o->words_off, nz, nnz * sizeof(*nz))) {
+		    o->first_word == v.first_word &&
+		    !memcmp(vec_rest(img, o), nz + 1, (nnz - 1) * sizeof(*nz))) {
 			*vid = img->vindex[slot];
 			return 0;
 		}
@@ -148,9 +156,12 @@ static int vec_intern(struct moat_image *img, const uint64_t *bits, size_t nw, u
 	img->words = grow(img->words, &img->words_cap, img->nwords + nnz, sizeof(*img->words));
 	if (!img->vecs || !img->words)
 		return -ENOMEM;
-	v.words_off = img->nwords;
-	memcpy(img->words + img->nwords, nz, nnz * sizeof(*nz));
-	img->nwords += nnz;
+	/* The first word lives in the header only: the pool holds the rest,
+	 * and words_off is where the first would be (it may wrap), so the
+	 * datapath's rank arithmetic is unchanged. */
+	v.words_off = (uint32_t)img->nwords - 1;
+	memcpy(img->words + img->nwords, nz + 1, (nnz - 1) * sizeof(*nz));
+	img->nwords += nnz - 1;
 	*vid = img->nvecs;
 	img->vecs[img->nvecs++] = v;
 	img->vindex[slot] = *vid;

@@ -10,7 +10,7 @@
 #include "compile.h"
 
 /* Most chunks (256 entries of 4 bytes) one generation's `gen_dir4` holds. */
-#define DIR4_MAX_CHUNKS 16384
+#define DIR4_MAX_CHUNKS MOAT_DIR4_CHUNKS
 /* A field may always use this many chunks, and 4 per prefix beyond that
  * (addr_tables_mode ADDR_TABLES_AUTO). */
 #define DIR4_FREE_CHUNKS 4096

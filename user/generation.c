@@ -448,7 +448,8 @@ out:
 	return rc;
 }
 
-enum { IN_LPM4, IN_LPM6, IN_L4, IN_DIR4, IN_HASH6, IN_VECS, IN_WORDS, IN_RULES, IN_COUNT };
+enum { IN_LPM4, IN_LPM6, IN_L4, IN_DIR4, IN_HASH6, IN_VECS, IN_WORDS, IN_WORDS_MORE, IN_RULES,
+       IN_COUNT };
 
 /* Create and fill the inner maps; slots of @fds already >= 0 are maps
  * kept from the live generation (see keep_unchanged). */
@@ -456,6 +457,8 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 {
 	bool kept[IN_COUNT];
 	struct moat_rule_info *infos;
+	/* words past the fixed-size array */
+	size_t more = img->nwords > MOAT_FAST_WORDS ? img->nwords - MOAT_FAST_WORDS : 0;
 	size_t i;
 	int rc;
 
@@ -469,17 +472,20 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 		fds[IN_LPM6] = create_inner(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm6",
 				    sizeof(struct moat_lpm6_key), 4, img->nlpm6,
 				    BPF_F_NO_PREALLOC);
-	fds[IN_L4] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_l4", 4, 4, MOAT_L4_ENTRIES,
+	/* arrays of 32-bit entries: two per 8-byte value (see maps.h) */
+	fds[IN_L4] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_l4", 4, 8, MOAT_L4_ENTRIES / 2,
 				  BPF_F_MMAPABLE);
-	fds[IN_DIR4] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_dir4", 4, 4, img->ndir4,
-				    BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	fds[IN_DIR4] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_dir4", 4, 8,
+				    MOAT_DIR4_CHUNKS * 128, BPF_F_MMAPABLE);
 	if (!kept[IN_HASH6])
 		fds[IN_HASH6] = create_inner(BPF_MAP_TYPE_HASH, "moat_hash6", sizeof(struct moat_lpm6_key),
 				     4, img->nhash6, 0);
 	fds[IN_VECS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_vecs", 4, sizeof(struct moat_vec),
 				    MOAT_MAX_VECS, BPF_F_MMAPABLE);
-	fds[IN_WORDS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_words", 4, 8, img->nwords,
-				     BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	fds[IN_WORDS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_words", 4, 8, MOAT_FAST_WORDS,
+				     BPF_F_MMAPABLE);
+	fds[IN_WORDS_MORE] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_words_more", 4, 8, more,
+					  BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	fds[IN_RULES] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_rules", 4,
 				     sizeof(struct moat_rule_info), MOAT_RULES_ENTRIES,
 				     BPF_F_MMAPABLE);
@@ -498,14 +504,16 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 			      sizeof(img->hash6[0].key), offsetof(struct image_lpm6, vid));
 	if (rc)
 		return rc;
-	rc = fill_array_mapped(fds[IN_L4], img->l4, MOAT_L4_ENTRIES, 4);
+	rc = fill_array_mapped(fds[IN_L4], img->l4, MOAT_L4_ENTRIES / 2, 8);
 	if (!rc)
-		rc = fill_array_mapped(fds[IN_DIR4], img->dir4, img->ndir4, 4);
+		rc = fill_array_mapped(fds[IN_DIR4], img->dir4, img->ndir4 / 2, 8);
 	if (!rc)
 		rc = fill_array_mapped(fds[IN_VECS], img->vecs, img->nvecs,
 				       sizeof(struct moat_vec));
 	if (!rc)
-		rc = fill_array_mapped(fds[IN_WORDS], img->words, img->nwords, 8);
+		rc = fill_array_mapped(fds[IN_WORDS], img->words, img->nwords - more, 8);
+	if (!rc)
+		rc = fill_array_mapped(fds[IN_WORDS_MORE], img->words + img->nwords - more, more, 8);
 	if (rc)
 		return rc;
 	infos = calloc(img->nrules ? img->nrules : 1, sizeof(*infos));
@@ -548,8 +556,9 @@ int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 	      struct gen_apply_info *info)
 {
 	int outer[IN_COUNT] = { m->gen_lpm4,  m->gen_lpm6, m->gen_l4,	 m->gen_dir4,
-				m->gen_hash6, m->gen_vecs, m->gen_words, m->gen_rules };
-	int fds[IN_COUNT] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+				m->gen_hash6, m->gen_vecs, m->gen_words, m->gen_words_more,
+				m->gen_rules };
+	int fds[IN_COUNT] = { -1, -1, -1, -1, -1, -1, -1, -1, -1 };
 	struct moat_gen_config live_cfg;
 	struct moat_image img;
 	struct bpf_map_info minfo = { 0 };

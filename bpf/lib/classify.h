@@ -27,46 +27,27 @@ static __always_inline __u32 lookup_u32(void *map, const void *key)
 	return v ? *v : 0;
 }
 
+/* Entry @idx of an array of 32-bit entries stored two per value (gen_l4,
+ * gen_dir4), or 0. */
+static __always_inline __u32 lookup_pair_u32(void *map, __u32 idx)
+{
+	__u32 k = idx >> 1;
+	__u32 *v = bpf_map_lookup_elem(map, &k);
+
+	return v ? v[idx & 1] : 0;
+}
+
 /*
- * The vector id of address field @field. A subprogram of its own, not
- * inlined: its lookup keys then live in its frame, beside classify_step's
- * rather than on top of it, and the three frames of the deepest call chain
- * must share 512 bytes of stack.
+ * The vector id of address field @field from its LPM trie or IPv6 hash
+ * tables. A subprogram of its own, not inlined: its lookup keys then live
+ * in its frame, beside classify_step's rather than on top of it, and the
+ * three frames of the deepest call chain must share 512 bytes of stack.
  */
-static __noinline __u32 addr_vec(const struct moat_pkt *p, const struct moat_gen_config *cfg,
-				 __u32 gen, __u32 table, __u32 field)
+static __noinline __u32 addr_vec_map(const struct moat_pkt *p, const struct moat_gen_config *cfg,
+				     __u32 gen, __u32 table, __u32 field)
 {
 	const __u8 *a = field == MOAT_FIELD_SRC ? p->src : p->dst;
-	__u32 bit = MOAT_ADDR_CONST_BIT(table, field, p->family == 6) & 15;
 
-	if (cfg->addr_const_mask & (1u << bit))
-		return cfg->addr_const_vid[bit];
-
-	if (p->family == 4 && (cfg->dir4_mask & (1u << (MOAT_DIR4_SLOT(table, field) & 7)))) {
-		__u32 ha = ((__u32)a[0] << 24) | ((__u32)a[1] << 16) | ((__u32)a[2] << 8) | a[3];
-		__u32 idx = MOAT_L4_OFF_DIR4 + (MOAT_DIR4_SLOT(table, field) & 7) * MOAT_DIR4_L1 +
-			    (ha >> 16);
-		void *l4 = bpf_map_lookup_elem(&gen_l4, &gen);
-		void *dir4;
-		__u32 e;
-
-		if (!l4)
-			return 0;
-		e = lookup_u32(l4, &idx);
-
-		if (!(e & MOAT_DIR4_CHUNK))
-			return e;
-		dir4 = bpf_map_lookup_elem(&gen_dir4, &gen);
-		if (!dir4)
-			return 0;
-		idx = ((e & ~MOAT_DIR4_CHUNK) << 8) + ((ha >> 8) & 255);
-		e = lookup_u32(dir4, &idx);
-		if (e & MOAT_DIR4_CHUNK) {
-			idx = ((e & ~MOAT_DIR4_CHUNK) << 8) + (ha & 255);
-			e = lookup_u32(dir4, &idx);
-		}
-		return e;
-	}
 	if (p->family == 4) {
 		struct moat_lpm4_key k = {
 			.prefixlen = MOAT_LPM_TAG_BITS + 32,
@@ -123,6 +104,44 @@ static __noinline __u32 addr_vec(const struct moat_pkt *p, const struct moat_gen
 	}
 }
 
+/*
+ * The vector id of address field @field: a constant, an IPv4 16-8-8 table
+ * (inlined: one to three array reads, no call), else addr_vec_map().
+ */
+static __always_inline __u32 addr_vec(const struct moat_pkt *p, const struct moat_gen_config *cfg,
+				      __u32 gen, __u32 table, __u32 field)
+{
+	const __u8 *a = field == MOAT_FIELD_SRC ? p->src : p->dst;
+	__u32 bit = MOAT_ADDR_CONST_BIT(table, field, p->family == 6) & 15;
+	__u32 slot = MOAT_DIR4_SLOT(table, field) & 7;
+
+	if (cfg->addr_const_mask & (1u << bit))
+		return cfg->addr_const_vid[bit];
+
+	if (p->family == 4 && (cfg->dir4_mask & (1u << slot))) {
+		__u32 ha = ((__u32)a[0] << 24) | ((__u32)a[1] << 16) | ((__u32)a[2] << 8) | a[3];
+		__u32 idx = MOAT_L4_OFF_DIR4 + slot * MOAT_DIR4_L1 + (ha >> 16);
+		void *l4 = bpf_map_lookup_elem(&gen_l4, &gen);
+		void *dir4;
+		__u32 e;
+
+		if (!l4)
+			return 0;
+		e = lookup_pair_u32(l4, idx);
+
+		if (!(e & MOAT_DIR4_CHUNK))
+			return e;
+		dir4 = bpf_map_lookup_elem(&gen_dir4, &gen);
+		if (!dir4)
+			return 0;
+		e = lookup_pair_u32(dir4, ((e & ~MOAT_DIR4_CHUNK) << 8) + ((ha >> 8) & 255));
+		if (e & MOAT_DIR4_CHUNK)
+			e = lookup_pair_u32(dir4, ((e & ~MOAT_DIR4_CHUNK) << 8) + (ha & 255));
+		return e;
+	}
+	return addr_vec_map(p, cfg, gen, table, field);
+}
+
 /* State shared with the candidate-word callback. */
 struct classify_ctx {
 	/* key.vid: the five fields' vector ids; key.gen: the generation */
@@ -131,8 +150,24 @@ struct classify_ctx {
 	__u32 result;
 };
 
-/* Word @w of vector @v, or 0. */
-static __always_inline __u64 vec_word(void *words, const struct moat_vec *v, __u32 w)
+/* Word @idx of the word pool past the fixed-size array: a call of its own,
+ * so that the inlined lookup of the fixed-size array stays a separate
+ * instruction (one call site serving both maps could be inlined for
+ * neither). */
+static __noinline __u64 more_word(__u32 gen, __u32 idx)
+{
+	void *more = bpf_map_lookup_elem(&gen_words_more, &gen);
+	__u64 *wp;
+
+	if (!more)
+		return 0;
+	idx -= MOAT_FAST_WORDS;
+	wp = bpf_map_lookup_elem(more, &idx);
+	return wp ? *wp : 0;
+}
+
+/* Word @w of vector @v of generation @gen, or 0. */
+static __always_inline __u64 vec_word(void *words, const struct moat_vec *v, __u32 w, __u32 gen)
 {
 	__u32 sw = (w >> 6) & (MOAT_SUMMARY_WORDS - 1);
 	__u64 below = (1ULL << (w & 63)) - 1;
@@ -144,8 +179,21 @@ static __always_inline __u64 vec_word(void *words, const struct moat_vec *v, __u
 	if (w == v->first_idx)
 		return v->first_word;
 	idx = v->words_off + v->rank_base[sw] + bits_popcount64(v->summary[sw] & below);
+	if (idx >= MOAT_FAST_WORDS)
+		return more_word(gen, idx);
 	wp = bpf_map_lookup_elem(words, &idx);
 	return wp ? *wp : 0;
+}
+
+/* The lowest word set in @cand, or MOAT_VEC_WORDS. */
+static __always_inline __u32 lowest_word(const __u64 *cand)
+{
+	__u32 sw;
+
+	for (sw = 0; sw < MOAT_SUMMARY_WORDS; sw++)
+		if (cand[sw])
+			return sw * 64 + bits_ctz64(cand[sw]);
+	return MOAT_VEC_WORDS;
 }
 
 /*
@@ -167,12 +215,10 @@ static long classify_step(__u32 i, void *data)
 	if (!vecs || !words)
 		return 1;
 
-	for (sw = 0; sw < MOAT_SUMMARY_WORDS; sw++)
-		if (c->cand[sw])
-			break;
-	if (sw >= MOAT_SUMMARY_WORDS)
+	w = lowest_word(c->cand);
+	if (w >= MOAT_VEC_WORDS)
 		return 1;
-	w = sw * 64 + bits_ctz64(c->cand[sw]);
+	sw = (w >> 6) & (MOAT_SUMMARY_WORDS - 1);
 	c->cand[sw] &= c->cand[sw] - 1;
 
 	/* Sparse fields first (src, dport, dst, proto, sport): stop at the
@@ -183,7 +229,7 @@ static long classify_step(__u32 i, void *data)
 		v = bpf_map_lookup_elem(vecs, &c->key.vid[fi & 7]);
 		if (!v)
 			return 1;
-		acc &= vec_word(words, v, w);
+		acc &= vec_word(words, v, w, gen);
 	}
 	if (acc) {
 		c->result = w * 64 + bits_ctz64(acc);
@@ -205,11 +251,11 @@ static __always_inline __u32 port_slot(const struct moat_pkt *p, __u16 port)
  * own, instead of once per path of every caller, which keeps the programs
  * far below the verifier's complexity limit.
  */
-__noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, __u32 nrules)
+__noinline int moat_classify(const struct moat_pkt *p, const struct moat_gen_config *cfg, __u32 gen,
+			     __u32 table, __u32 nrules)
 {
 	struct classify_ctx c = { .result = MOAT_NO_RULE };
 	const struct moat_vec *v[MOAT_NFIELDS];
-	const struct moat_gen_config *cfg;
 	void *l4, *vecs, *words;
 	__u32 *cached;
 	__u32 base, idx, sw, f, w;
@@ -224,57 +270,76 @@ __noinline int moat_classify(const struct moat_pkt *p, __u32 gen, __u32 table, _
 	if (!l4 || !vecs || !words)
 		return MOAT_NO_RULE;
 	c.key.gen = gen;
-	cfg = bpf_map_lookup_elem(&gen_config, &gen);
 	if (!cfg)
 		return MOAT_NO_RULE;
 	base = table * MOAT_L4_TABLE_STRIDE;
 
-	/* Vector id 0 is the empty vector: the first field no rule accepts
-	 * ends the search (the common case for traffic no rule is about). */
+	/*
+	 * Two stages, most selective fields first, so that traffic no rule
+	 * is about stops early. Vector id 0 is the empty vector: a field no
+	 * rule accepts ends the search.
+	 *
+	 * Stage 1, source and destination port: their summaries' AND gives
+	 * the candidate words; when the lowest one's AND is zero, that word
+	 * is no longer a candidate.
+	 */
 	c.key.vid[0] = addr_vec(p, cfg, gen, table, MOAT_FIELD_SRC);
-	if (!c.key.vid[0])
-		return MOAT_NO_RULE;
-	idx = base + MOAT_L4_OFF_PROTO + p->proto * 4 + (p->state & 3);
-	c.key.vid[2] = lookup_u32(l4, &idx);
 	idx = base + MOAT_L4_OFF_DPORT + port_slot(p, p->dport);
-	c.key.vid[4] = lookup_u32(l4, &idx);
+	c.key.vid[4] = lookup_pair_u32(l4, idx);
+	if (!c.key.vid[0] || !c.key.vid[4])
+		return MOAT_NO_RULE;
+	v[0] = bpf_map_lookup_elem(vecs, &c.key.vid[0]);
+	v[4] = bpf_map_lookup_elem(vecs, &c.key.vid[4]);
+	if (!v[0] || !v[4])
+		return MOAT_NO_RULE;
+	for (sw = 0; sw < MOAT_SUMMARY_WORDS; sw++)
+		c.cand[sw] = v[0]->summary[sw] & v[4]->summary[sw];
+	w = lowest_word(c.cand);
+	if (w >= MOAT_VEC_WORDS)
+		return MOAT_NO_RULE;
+	acc = vec_word(words, v[0], w, gen);
+	if (acc)
+		acc &= vec_word(words, v[4], w, gen);
+	if (!acc) {
+		c.cand[(w >> 6) & (MOAT_SUMMARY_WORDS - 1)] &= ~(1ULL << (w & 63));
+		if (!(c.cand[0] | c.cand[1] | c.cand[2] | c.cand[3]))
+			return MOAT_NO_RULE;
+	}
+
+	/* Stage 2: protocol and state, source port, destination address. */
+	idx = base + MOAT_L4_OFF_PROTO + p->proto * 4 + (p->state & 3);
+	c.key.vid[2] = lookup_pair_u32(l4, idx);
 	idx = base + MOAT_L4_OFF_SPORT + port_slot(p, p->sport);
-	c.key.vid[3] = lookup_u32(l4, &idx);
-	if (!c.key.vid[2] || !c.key.vid[3] || !c.key.vid[4])
+	c.key.vid[3] = lookup_pair_u32(l4, idx);
+	if (!c.key.vid[2] || !c.key.vid[3])
 		return MOAT_NO_RULE;
 	c.key.vid[1] = addr_vec(p, cfg, gen, table, MOAT_FIELD_DST);
 	if (!c.key.vid[1])
 		return MOAT_NO_RULE;
-
-	for (f = 0; f < MOAT_NFIELDS; f++) {
+	for (f = 1; f < 4; f++) {
 		v[f] = bpf_map_lookup_elem(vecs, &c.key.vid[f]);
 		if (!v[f])
 			return MOAT_NO_RULE;
 	}
 	for (sw = 0; sw < MOAT_SUMMARY_WORDS; sw++)
-		c.cand[sw] = v[0]->summary[sw] & v[1]->summary[sw] & v[2]->summary[sw] &
-			     v[3]->summary[sw] & v[4]->summary[sw];
+		c.cand[sw] &= v[1]->summary[sw] & v[2]->summary[sw] & v[3]->summary[sw];
 
 	/* Fast path: the lowest candidate word usually holds the winner. */
-	for (sw = 0; sw < MOAT_SUMMARY_WORDS; sw++)
-		if (c.cand[sw])
-			break;
-	if (sw >= MOAT_SUMMARY_WORDS)
+	w = lowest_word(c.cand);
+	if (w >= MOAT_VEC_WORDS)
 		return MOAT_NO_RULE;
-	w = sw * 64 + bits_ctz64(c.cand[sw]);
-	/* Sparse fields first (src, dport, dst, proto, sport): each word may
-	 * cost a lookup, and a zero ends the AND. */
-	acc = vec_word(words, v[0], w);
+	acc = vec_word(words, v[0], w, gen);
 	if (acc)
-		acc &= vec_word(words, v[4], w);
+		acc &= vec_word(words, v[4], w, gen);
 	if (acc)
-		acc &= vec_word(words, v[1], w);
+		acc &= vec_word(words, v[1], w, gen);
 	if (acc)
-		acc &= vec_word(words, v[2], w);
+		acc &= vec_word(words, v[2], w, gen);
 	if (acc)
-		acc &= vec_word(words, v[3], w);
+		acc &= vec_word(words, v[3], w, gen);
 	if (acc)
 		return w * 64 + bits_ctz64(acc);
+	sw = (w >> 6) & (MOAT_SUMMARY_WORDS - 1);
 
 	/* Slow path: the remaining candidates, in order, unless this tuple
 	 * of vectors was decided before under the same rule set. */

@@ -18,6 +18,24 @@
 #define MOAT_PASS 1
 #define MOAT_DROP 0
 
+/*
+ * Per-packet working memory kept off the stack: the deepest call chain's
+ * frames (judge, classify, candidate-word callback) share 512 bytes.
+ */
+struct moat_scratch {
+	struct moat_pkt pkt __attribute__((aligned(8))); /* 8-byte stores clear it */
+	struct moat_ct_value new_entry; /* the entry sg_commit creates */
+};
+
+/* One slot per direction, so an egress program never meets an ingress
+ * one's working memory. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct moat_scratch);
+} scratch SEC(".maps");
+
 struct sg_decision {
 	__u32 by;  /* enum moat_sg_by */
 	__u32 pos; /* deciding rule position, or MOAT_NO_RULE */
@@ -53,7 +71,7 @@ static __always_inline int nacl_judge(void *rules, const struct moat_gen_config 
 
 	if (!(cfg->stage_on & (1 << MOAT_STAGE_NACL)))
 		return MOAT_PASS;
-	pos = moat_classify(p, gen, table, cfg->nrules[table & 3]);
+	pos = moat_classify(p, cfg, gen, table, cfg->nrules[table & 3]);
 	info = rule_at(rules, cfg, table, pos);
 	if (t) {
 		t->nacl_on = 1;
@@ -88,12 +106,8 @@ static __always_inline int is_untracked_reply(__u32 gen, const struct moat_pkt *
 	__u32 mask = p->has_l4 ? 1u << (p->sport % 32) : ~0u;
 	__u32 idx = MOAT_L4_OFF_UNTRACKED + (map & 7) * MOAT_UNTRACKED_WORDS + word;
 	void *l4 = bpf_map_lookup_elem(&gen_l4, &gen);
-	__u32 *bits;
 
-	if (!l4)
-		return 0;
-	bits = bpf_map_lookup_elem(l4, &idx);
-	return bits && (*bits & mask);
+	return l4 && (lookup_pair_u32(l4, idx) & mask);
 }
 
 /* SG stage, decision only: what would let this packet through. */
@@ -156,7 +170,7 @@ static __always_inline int sg_judge(void *rules, const struct moat_gen_config *c
 		}
 	}
 
-	d->pos = moat_classify(p, gen, table, cfg->nrules[table & 3]);
+	d->pos = moat_classify(p, cfg, gen, table, cfg->nrules[table & 3]);
 	info = rule_at(rules, cfg, table, d->pos);
 	if (!info) {
 		d->by = MOAT_SG_BY_NONE;
@@ -176,7 +190,8 @@ static __always_inline int sg_judge(void *rules, const struct moat_gen_config *c
 /* The packet passed every stage: count it and create or advance its entry. */
 static __always_inline void sg_commit(void *rules, const struct moat_gen_config *cfg,
 				      const struct moat_pkt *p, __u32 dir, __u32 len,
-				      struct sg_decision *d, struct moat_dir_counters *c)
+				      struct sg_decision *d, struct moat_dir_counters *c,
+				      struct moat_ct_value *v)
 {
 	__u32 table = MOAT_TABLE(MOAT_STAGE_SG, dir);
 	struct moat_rule_info *info;
@@ -232,26 +247,25 @@ static __always_inline void sg_commit(void *rules, const struct moat_gen_config 
 	if (!ct_may_create(p))
 		return;
 	{
-		struct moat_ct_value v = {};
-
-		v.created_ns = now;
-		v.last_ns = now;
-		v.state = ct_initial_state(p);
-		v.flags = (d->from_lo ? MOAT_CT_F_ORIG_LO | MOAT_CT_F_SEEN_LO : MOAT_CT_F_SEEN_HI);
-		v.origin_dir = dir;
-		v.timeout_s = ct_timeout(&cfg->timeouts, p->proto, v.state);
+		__builtin_memset(v, 0, sizeof(*v));
+		v->created_ns = now;
+		v->last_ns = now;
+		v->state = ct_initial_state(p);
+		v->flags = (d->from_lo ? MOAT_CT_F_ORIG_LO | MOAT_CT_F_SEEN_LO : MOAT_CT_F_SEEN_HI);
+		v->origin_dir = dir;
+		v->timeout_s = ct_timeout(&cfg->timeouts, p->proto, v->state);
 		if (d->from_lo) {
-			v.packets[0] = 1;
-			v.bytes[0] = len;
+			v->packets[0] = 1;
+			v->bytes[0] = len;
 		} else {
-			v.packets[1] = 1;
-			v.bytes[1] = len;
+			v->packets[1] = 1;
+			v->bytes[1] = len;
 		}
-		void *table = v.state == MOAT_CT_ESTABLISHED ? (void *)&conntrack :
+		void *table = v->state == MOAT_CT_ESTABLISHED ? (void *)&conntrack :
 							       (void *)&ct_pending;
-		int into_pending = v.state != MOAT_CT_ESTABLISHED;
+		int into_pending = v->state != MOAT_CT_ESTABLISHED;
 
-		if (bpf_map_update_elem(table, &d->key, &v, BPF_ANY) == 0) {
+		if (bpf_map_update_elem(table, &d->key, v, BPF_ANY) == 0) {
 			COUNT(c, ct_created);
 			if (d->expired) {
 				COUNT(c, ct_expired);
@@ -284,8 +298,9 @@ static __always_inline int moat_judge(void *data, void *end, __u32 dir, __u32 le
 	struct moat_gen_config *cfg;
 	struct sg_decision sgd;
 	void *rules;
-	struct moat_pkt p = {};
-	__u32 zero = 0, gen;
+	struct moat_scratch *s;
+	struct moat_pkt *p;
+	__u32 zero = 0, gen, slot = dir & 1;
 	__u32 *genp;
 	int rc, v;
 
@@ -300,6 +315,11 @@ static __always_inline int moat_judge(void *data, void *end, __u32 dir, __u32 le
 	}
 	c = dir_counters(dir);
 	COUNT(c, packets);
+	s = bpf_map_lookup_elem(&scratch, &slot);
+	if (!s)
+		return MOAT_DROP;
+	p = &s->pkt;
+	__builtin_memset(p, 0, sizeof(*p));
 
 	genp = bpf_map_lookup_elem(&active_gen, &zero);
 	gen = genp ? *genp & 1 : 0;
@@ -307,7 +327,7 @@ static __always_inline int moat_judge(void *data, void *end, __u32 dir, __u32 le
 		t->gen = gen;
 	cfg = bpf_map_lookup_elem(&gen_config, &gen);
 
-	rc = moat_parse(data, end, &p, len);
+	rc = moat_parse(data, end, p, len);
 	if (rc == MOAT_PARSE_NON_IP) {
 		COUNT(c, non_ip);
 		COUNT(c, passed);
@@ -327,7 +347,7 @@ static __always_inline int moat_judge(void *data, void *end, __u32 dir, __u32 le
 								 MOAT_REASON_MALFORMED;
 		return MOAT_DROP;
 	}
-	if (p.state == MOAT_L4_NOHDR)
+	if (p->state == MOAT_L4_NOHDR)
 		COUNT(c, fragments);
 
 	/* No rule set, or a generation without its maps: fail closed. */
@@ -344,7 +364,7 @@ static __always_inline int moat_judge(void *data, void *end, __u32 dir, __u32 le
 		COUNT(c, passed);
 		return MOAT_PASS;
 	}
-	if ((cfg->flags & MOAT_CFG_F_PASS_NDP) && is_ndp(&p)) {
+	if ((cfg->flags & MOAT_CFG_F_PASS_NDP) && is_ndp(p)) {
 		COUNT(c, ndp);
 		COUNT(c, passed);
 		if (t) {
@@ -355,15 +375,15 @@ static __always_inline int moat_judge(void *data, void *end, __u32 dir, __u32 le
 	}
 
 	if (dir == MOAT_DIR_IN) {
-		v = nacl_judge(rules, cfg, gen, &p, MOAT_DIR_IN, len, c, t);
+		v = nacl_judge(rules, cfg, gen, p, MOAT_DIR_IN, len, c, t);
 		if (v == MOAT_PASS)
-			v = sg_judge(rules, cfg, gen, &p, MOAT_DIR_IN, data, end, &sgd, c, t);
+			v = sg_judge(rules, cfg, gen, p, MOAT_DIR_IN, data, end, &sgd, c, t);
 		else
 			sgd.by = MOAT_SG_BY_NULL;
 	} else {
-		v = sg_judge(rules, cfg, gen, &p, MOAT_DIR_OUT, data, end, &sgd, c, t);
+		v = sg_judge(rules, cfg, gen, p, MOAT_DIR_OUT, data, end, &sgd, c, t);
 		if (v == MOAT_PASS)
-			v = nacl_judge(rules, cfg, gen, &p, MOAT_DIR_OUT, len, c, t);
+			v = nacl_judge(rules, cfg, gen, p, MOAT_DIR_OUT, len, c, t);
 	}
 	if (t) {
 		t->sg_by = sgd.by;
@@ -374,7 +394,7 @@ static __always_inline int moat_judge(void *data, void *end, __u32 dir, __u32 le
 	if (sgd.by == MOAT_SG_BY_NONE)
 		COUNT_BYTES(c, sg_no_rule, sg_no_rule_bytes, len);
 	if (v == MOAT_PASS) {
-		sg_commit(rules, cfg, &p, dir, len, &sgd, c);
+		sg_commit(rules, cfg, p, dir, len, &sgd, c, &s->new_entry);
 		COUNT(c, passed);
 	} else {
 		COUNT(c, dropped);

@@ -70,6 +70,8 @@ struct {
 
 /* The array inner maps are BPF_F_MMAPABLE: the loader fills them with
  * plain stores through mmap(), not one copy per element through bpf().
+ * The kernel rounds an array's values up to 8 bytes, so the arrays of
+ * 32-bit entries (gen_l4, gen_dir4) hold two per value (MOAT_U32_PAIR).
  *
  * Ports, ICMP type/code and protocol+state slots -> vector id. Fixed
  * size, without BPF_F_INNER_MAP, so the verifier inlines its lookups. */
@@ -79,25 +81,25 @@ struct {
 	__type(key, __u32);
 	__array(values, struct {
 		__uint(type, BPF_MAP_TYPE_ARRAY);
-		__uint(max_entries, MOAT_L4_ENTRIES);
+		__uint(max_entries, MOAT_L4_ENTRIES / 2);
 		__uint(map_flags, BPF_F_MMAPABLE);
 		__uint(key_size, sizeof(__u32));
-		__uint(value_size, sizeof(__u32));
+		__uint(value_size, sizeof(__u64));
 	});
 } gen_l4 SEC(".maps");
 
 /* Levels 2 and 3 of the IPv4 16-8-8 tables (MOAT_L4_OFF_DIR4): chunks of
- * 256 entries, as many as the rule set needs. */
+ * 256 entries. Fixed size, so lookups are inlined. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, MOAT_GENERATIONS);
 	__type(key, __u32);
 	__array(values, struct {
 		__uint(type, BPF_MAP_TYPE_ARRAY);
-		__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-		__uint(max_entries, 1);
+		__uint(map_flags, BPF_F_MMAPABLE);
+		__uint(max_entries, MOAT_DIR4_CHUNKS * 128);
 		__type(key, __u32);
-		__type(value, __u32);
+		__type(value, __u64);
 	});
 } gen_dir4 SEC(".maps");
 
@@ -128,7 +130,21 @@ struct {
 	});
 } gen_vecs SEC(".maps");
 
-/* The non-zero words of all vectors. */
+/* The non-zero words of all vectors: the first MOAT_FAST_WORDS in a
+ * fixed-size array (inlined lookups), the rest in one sized to need. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MOAT_GENERATIONS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_ARRAY);
+		__uint(map_flags, BPF_F_MMAPABLE);
+		__uint(max_entries, MOAT_FAST_WORDS);
+		__uint(key_size, sizeof(__u32));
+		__uint(value_size, sizeof(__u64));
+	});
+} gen_words SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, MOAT_GENERATIONS);
@@ -140,7 +156,7 @@ struct {
 		__uint(key_size, sizeof(__u32));
 		__uint(value_size, sizeof(__u64));
 	});
-} gen_words SEC(".maps");
+} gen_words_more SEC(".maps");
 
 /* Rules by table position: number, action, counter slot. Fixed size,
  * so lookups are inlined. */

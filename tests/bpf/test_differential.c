@@ -723,6 +723,81 @@ static void test_keep_address_maps(void **state)
 	unlink(set_path);
 }
 
+/*
+ * A rule set whose vectors need more words than the fixed-size word array
+ * holds (MOAT_FAST_WORDS): the rest sit in `gen_words_more`, read by a
+ * separate path in both the fast path and the candidate walk.
+ *
+ * Even rules deny TCP from a source no packet uses, on every port, so
+ * every destination-port vector has bits in all 256 words; odd rule i
+ * allows TCP to its own port from 198.18.k.0/24, k = (i / 64) % 250, so a
+ * source's vector holds only the words of its rules. A packet from
+ * 198.18.k.x to the port of rule i then needs word i / 64 of a port
+ * vector, far past its first word, and the later port vectors lie past
+ * the fixed-size array.
+ */
+static void test_words_past_fast_array(void **state)
+{
+	const size_t nrules = MOAT_MAX_RULES;
+	size_t cap = nrules * 72, len = 0, i;
+	char *text = malloc(cap);
+	struct moat_image img;
+	struct ruleset rs;
+	struct diags d;
+	struct randgen g;
+	size_t matched = 0;
+
+	assert_non_null(text);
+	for (i = 0; i < nrules; i++) {
+		if (i % 2 == 0)
+			len += snprintf(text + len, cap - len,
+					"nacl in %zu deny tcp src 198.19.200.0/24 dport 1-65535\n",
+					i + 1);
+		else
+			len += snprintf(text + len, cap - len,
+					"nacl in %zu allow tcp src 198.18.%zu.0/24 dport %zu\n", i + 1,
+					(i / 64) % 250, 20000 + i / 2);
+		assert_true(len < cap);
+	}
+	ruleset_init(&rs);
+	diags_init(&d);
+	assert_int_equal(rules_parse_text("words", text, len, &rs, &d), 0);
+	free(text);
+	assert_int_equal(compile_ruleset(&rs, &img, &d), 0);
+	assert_true(img.nwords > MOAT_FAST_WORDS); /* the test is about these */
+	image_free(&img);
+	diags_free(&d);
+	assert_int_equal(diff_apply(&rs, true), 0);
+
+	randgen_seed(&g, cfg.seed ^ 0x30dd);
+	for (i = 0; i < 3000; i++) {
+		struct packet p = { .family = 4, .proto = 6, .tcp_flags = PKT_TCP_SYN };
+		size_t r = randgen_below(&g, nrules) | 1; /* an odd rule */
+		uint32_t src, dst = htonl(0xc6130101u);
+		struct diff_case c;
+
+		/* its own source and port; a neighbour's port; another source */
+		src = 0xc6120000u | (uint32_t)((r / 64) % 250) << 8 | randgen_below(&g, 256);
+		p.dport = 20000 + r / 2;
+		if (randgen_below(&g, 4) == 0)
+			p.dport += randgen_below(&g, 200) - 100;
+		if (randgen_below(&g, 8) == 0)
+			src = 0xc6120000u | randgen_below(&g, 65536);
+		p.sport = 1024 + randgen_below(&g, 60000);
+		src = htonl(src);
+		memcpy(p.src, &src, 4);
+		memcpy(p.dst, &dst, 4);
+		if (!diff_judge(&rs, RULE_DIR_IN, &p, &c)) {
+			diff_print_case(&rs, RULE_DIR_IN, &p, &c);
+			fail_msg("words past the fixed-size array: packet %zu disagrees", i);
+		}
+		matched += c.winner != NULL;
+	}
+	/* most packets are decided by a rule deep in the set */
+	assert_true(matched > 2000);
+	ruleset_free(&rs);
+}
+
 static int setup(void **state)
 {
 	int err;
@@ -785,6 +860,11 @@ static void test_keep_address_maps_run(void **state)
 	run_or_skip(test_keep_address_maps, state);
 }
 
+static void test_words_past_fast_array_run(void **state)
+{
+	run_or_skip(test_words_past_fast_array, state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -793,6 +873,7 @@ int main(void)
 		cmocka_unit_test(test_mixed_lookups_run),
 		cmocka_unit_test(test_decision_cache_epochs_run),
 		cmocka_unit_test(test_keep_address_maps_run),
+		cmocka_unit_test(test_words_past_fast_array_run),
 	};
 
 	cfg.seed = env_ull("MOAT_DIFF_SEED", DIFF_DEFAULT_SEED);
