@@ -208,8 +208,15 @@ struct moat_gen_config {
 	 * whose map would be the same keeps the live one (a trie of a million
 	 * prefixes takes a second to fill). */
 	__u64 digest[3];
+	/* bit MOAT_DIR4_SLOT: IPv4 trie field with a /24 front table, slice
+	 * dir24_slice[slot] of `gen_dir24` (2^24 entries: a vector id, or
+	 * MOAT_DIR4_CHUNK where the trie decides) */
+	__u32 dir24_mask;
+	__u8 dir24_slice[MOAT_DIR4_SLOTS];
+	__u32 pad2;
 };
-_Static_assert(sizeof(struct moat_gen_config) == 240, "gen config");
+_Static_assert(sizeof(struct moat_gen_config) == 256, "gen config");
+#define MOAT_DIR24_SLICES 2
 
 /*
  * Decision cache (internal, per program instance, never pinned): the first

@@ -42,7 +42,8 @@ static unsigned long long fd_memlock(int fd)
 static unsigned long long maps_memlock(struct moat_maps *m, unsigned gen)
 {
 	int outer[] = { m->gen_lpm4, m->gen_lpm6,  m->gen_l4,	 m->gen_dir4,
-			m->gen_hash6, m->gen_vecs, m->gen_words, m->gen_words_more, m->gen_rules };
+			m->gen_hash6, m->gen_vecs, m->gen_words, m->gen_words_more, m->gen_rules,
+			m->gen_dir24 };
 	unsigned long long total = 0;
 	size_t i;
 

@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 
 #include "compile.h"
+#include "dir24.h"
 #include "dir4.h"
 #include "hash6.h"
 
@@ -832,6 +833,8 @@ int compile_ruleset(const struct ruleset *rs, struct moat_image *img, struct dia
 	compile_untracked_replies(rs, img);
 	err = dir4_build(img);
 	if (!err)
+		err = dir24_build(img);
+	if (!err)
 		err = hash6_build(img);
 	if (!err) {
 		img->cfg.digest[0] = image_digest(img->lpm4, img->nlpm4 * sizeof(*img->lpm4));
@@ -871,6 +874,7 @@ void image_free(struct moat_image *img)
 	free(img->lpm4);
 	free(img->lpm6);
 	free(img->dir4);
+	free(img->dir24);
 	free(img->hash6);
 	free(img->vindex);
 	memset(img, 0, sizeof(*img));
@@ -882,5 +886,5 @@ size_t image_bytes(const struct moat_image *img)
 	       img->nwords * sizeof(uint64_t) + img->nrules * sizeof(struct moat_rule_info) +
 	       img->nlpm4 * (sizeof(struct moat_lpm4_key) + 4) +
 	       img->nlpm6 * (sizeof(struct moat_lpm6_key) + 4) + img->ndir4 * sizeof(uint32_t) +
-	       img->nhash6 * (sizeof(struct moat_lpm6_key) + 4);
+	       img->nhash6 * (sizeof(struct moat_lpm6_key) + 4) + img->ndir24 * sizeof(uint32_t);
 }

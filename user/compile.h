@@ -46,6 +46,8 @@ struct moat_image {
 	size_t nlpm6, lpm6_cap;
 	uint32_t *dir4; /* levels 2 and 3 of the IPv4 16-8-8 tables */
 	size_t ndir4;
+	uint32_t *dir24; /* /24 front tables of IPv4 trie fields, 2^24 entries each */
+	size_t ndir24;
 	struct image_lpm6 *hash6; /* IPv6 hash table entries (prefixlen = length) */
 	size_t nhash6;
 	/* Dedup index over vectors: open addressing on a content hash. */
@@ -61,6 +63,7 @@ enum addr_tables_mode {
 	ADDR_TABLES_AUTO,
 	ADDR_TABLES_NEVER,  /* tries only */
 	ADDR_TABLES_ALWAYS, /* IPv4 tables wherever the generation's total fits */
+	ADDR_TABLES_FRONT,  /* IPv4 fields in tries, behind /24 front tables */
 };
 extern enum addr_tables_mode addr_tables_mode;
 

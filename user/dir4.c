@@ -138,7 +138,7 @@ static int build_slot(struct moat_image *img, struct dir4_pool *pl, uint32_t slo
 	size_t start = pl->n, budget, i;
 	int rc;
 
-	if (addr_tables_mode == ADDR_TABLES_NEVER)
+	if (addr_tables_mode == ADDR_TABLES_NEVER || addr_tables_mode == ADDR_TABLES_FRONT)
 		return 0;
 	budget = addr_tables_mode == ADDR_TABLES_ALWAYS ? DIR4_MAX_CHUNKS : DIR4_FREE_CHUNKS + 4 * n;
 	if (budget > DIR4_MAX_CHUNKS - start / 256)

@@ -449,7 +449,7 @@ out:
 }
 
 enum { IN_LPM4, IN_LPM6, IN_L4, IN_DIR4, IN_HASH6, IN_VECS, IN_WORDS, IN_WORDS_MORE, IN_RULES,
-       IN_COUNT };
+       IN_DIR24, IN_COUNT };
 
 /* Create and fill the inner maps; slots of @fds already >= 0 are maps
  * kept from the live generation (see keep_unchanged). */
@@ -486,6 +486,8 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 				     BPF_F_MMAPABLE);
 	fds[IN_WORDS_MORE] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_words_more", 4, 8, more,
 					  BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	fds[IN_DIR24] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_dir24", 4, 8, img->ndir24 / 2,
+				     BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	fds[IN_RULES] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_rules", 4,
 				     sizeof(struct moat_rule_info), MOAT_RULES_ENTRIES,
 				     BPF_F_MMAPABLE);
@@ -507,6 +509,8 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 	rc = fill_array_mapped(fds[IN_L4], img->l4, MOAT_L4_ENTRIES / 2, 8);
 	if (!rc)
 		rc = fill_array_mapped(fds[IN_DIR4], img->dir4, img->ndir4 / 2, 8);
+	if (!rc)
+		rc = fill_array_mapped(fds[IN_DIR24], img->dir24, img->ndir24 / 2, 8);
 	if (!rc)
 		rc = fill_array_mapped(fds[IN_VECS], img->vecs, img->nvecs,
 				       sizeof(struct moat_vec));
@@ -557,8 +561,8 @@ int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 {
 	int outer[IN_COUNT] = { m->gen_lpm4,  m->gen_lpm6, m->gen_l4,	 m->gen_dir4,
 				m->gen_hash6, m->gen_vecs, m->gen_words, m->gen_words_more,
-				m->gen_rules };
-	int fds[IN_COUNT] = { -1, -1, -1, -1, -1, -1, -1, -1, -1 };
+				m->gen_rules, m->gen_dir24 };
+	int fds[IN_COUNT] = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
 	struct moat_gen_config live_cfg;
 	struct moat_image img;
 	struct bpf_map_info minfo = { 0 };

@@ -49,13 +49,27 @@ static __noinline __u32 addr_vec_map(const struct moat_pkt *p, const struct moat
 	const __u8 *a = field == MOAT_FIELD_SRC ? p->src : p->dst;
 
 	if (p->family == 4) {
+		__u32 slot = MOAT_DIR4_SLOT(table, field) & 7;
 		struct moat_lpm4_key k = {
 			.prefixlen = MOAT_LPM_TAG_BITS + 32,
 			.tag = bpf_htonl(MOAT_LPM_TAG(table, field)),
 		};
 
-		void *lpm4 = bpf_map_lookup_elem(&gen_lpm4, &gen);
+		void *lpm4, *front;
 
+		/* A /24 block no longer prefix lies in: the front table's
+		 * entry is the trie's answer. */
+		if (cfg->dir24_mask & (1u << slot)) {
+			__u32 b = ((__u32)a[0] << 16) | ((__u32)a[1] << 8) | a[2], e;
+
+			front = bpf_map_lookup_elem(&gen_dir24, &gen);
+			if (front) {
+				e = lookup_pair_u32(front, ((cfg->dir24_slice[slot] & 1) << 24) + b);
+				if (!(e & MOAT_DIR4_CHUNK))
+					return e;
+			}
+		}
+		lpm4 = bpf_map_lookup_elem(&gen_lpm4, &gen);
 		__builtin_memcpy(k.addr, a, 4);
 		return lpm4 ? lookup_u32(lpm4, &k) : 0;
 	} else {

@@ -103,6 +103,22 @@ struct {
 	});
 } gen_dir4 SEC(".maps");
 
+/* /24 front tables of large IPv4 trie fields (gen_config.dir24_mask), two
+ * 32-bit entries per value; sized to need (64 MiB a field), so lookups are
+ * calls. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MOAT_GENERATIONS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_ARRAY);
+		__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+		__uint(max_entries, 1);
+		__type(key, __u32);
+		__type(value, __u64);
+	});
+} gen_dir24 SEC(".maps");
+
 /* IPv6 hash tables, see MOAT_HASH6_LENS. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);

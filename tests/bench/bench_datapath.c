@@ -644,12 +644,12 @@ static long long fd_memlock(int fd)
 }
 
 /* memlock of the inner maps of the generation in force (bytes). */
-#define GEN_NINNER 9
+#define GEN_NINNER 10
 static long long gen_memlock(struct moat_maps *m, long long per[GEN_NINNER])
 {
 	int outer[GEN_NINNER] = { m->gen_lpm4,	m->gen_lpm6, m->gen_l4,	  m->gen_vecs,
 				  m->gen_words, m->gen_rules, m->gen_dir4, m->gen_hash6,
-				  m->gen_words_more };
+				  m->gen_words_more, m->gen_dir24 };
 	struct moat_gen_config gc;
 	unsigned gen;
 	long long sum = 0;
@@ -803,7 +803,7 @@ static void mem_metrics(struct inst *in, const char *what, size_t nrules)
 	add_metric(name, (double)sum, "B",
 		   "rules=%zu lpm4=%lld lpm6=%lld l4=%lld vecs=%lld words=%lld rules_map=%lld "
 		   "dir4=%lld hash6=%lld",
-		   nrules, per[0], per[1], per[2], per[3], per[4] + per[8], per[5], per[6], per[7]);
+		   nrules, per[0], per[1], per[2], per[3], per[4] + per[8], per[5], per[6] + per[9], per[7]);
 }
 
 /*
@@ -924,6 +924,7 @@ static void bench_nacl(void)
 
 	for (k = 0; k < GEN_NKINDS; k++) {
 		long long mem0 = 0, mem1 = 0;
+		size_t data0 = 0, data1 = 0;
 
 		if (!in_list(cfg.kinds, gen_kind_name[k]))
 			continue;
@@ -942,10 +943,14 @@ static void bench_nacl(void)
 			inst_open(&in, 4096, 2 * n + 64);
 			inst_apply(&in, &p.rs, &ai);
 			mem = gen_memlock(&in.maps, per);
-			if (s == 0)
+			if (s == 0) {
 				mem0 = mem;
-			if (s == cfg.nsizes - 1)
+				data0 = ai.map_bytes;
+			}
+			if (s == cfg.nsizes - 1) {
 				mem1 = mem;
+				data1 = ai.map_bytes;
+			}
 			snprintf(name, sizeof(name), "ctl.nacl.%s.%zu.parse+compile", gen_kind_name[k],
 				 n);
 			add_metric(name, p.parse_ms + ai.compile_ms, "ms", "parse %.1f + compile %.1f",
@@ -954,7 +959,7 @@ static void bench_nacl(void)
 			add_metric(name, (double)mem, "B",
 				   "lpm4=%lld lpm6=%lld l4=%lld vecs=%lld words=%lld rules=%lld dir4=%lld "
 				   "hash6=%lld",
-				   per[0], per[1], per[2], per[3], per[4] + per[8], per[5], per[6],
+				   per[0], per[1], per[2], per[3], per[4] + per[8], per[5], per[6] + per[9],
 				   per[7]);
 
 			snprintf(name, sizeof(name), "nacl.%s.%zu.last", gen_kind_name[k], n);
@@ -969,7 +974,15 @@ static void bench_nacl(void)
 
 			snprintf(name, sizeof(name), "mem.per_rule.%s", gen_kind_name[k]);
 			add_metric(name, (double)(mem1 - mem0) / (double)(n1 - n0), "B",
-				   "(memlock at %zu rules - at %zu) / %zu", n1, n0, n1 - n0);
+				   "(memlock at %zu rules - at %zu) / %zu; most arrays have a "
+				   "fixed size (mem.generation)", n1, n0, n1 - n0);
+			snprintf(name, sizeof(name), "mem.per_rule_data.%s", gen_kind_name[k]);
+			add_metric(name, (double)(data1 - data0) / (double)(n1 - n0), "B",
+				   "bytes of map data a rule fills, fixed-size arrays included "
+				   "(at %zu rules - at %zu) / %zu", n1, n0, n1 - n0);
+			snprintf(name, sizeof(name), "mem.generation.%s", gen_kind_name[k]);
+			add_metric(name, (double)mem0, "B",
+				   "memlock of one generation's maps at %zu rules", n0);
 		}
 	}
 }

@@ -412,10 +412,13 @@ static void test_differential_nacl(void **state)
 		err = randgen_ruleset(&g, &o, &rs);
 		assert_int_equal(err, 0);
 
-		/* Every third set keeps its address fields in LPM tries, the
-		 * others in tables (IPv4 16-8-8, IPv6 per-length hashes) where
-		 * they fit: both lookups are checked. */
-		addr_tables_mode = idx % 3 == 2 ? ADDR_TABLES_NEVER : ADDR_TABLES_AUTO;
+		/* One set in four keeps its address fields in LPM tries, one
+		 * puts /24 front tables before the IPv4 tries, the others use
+		 * tables (IPv4 16-8-8, IPv6 per-length hashes) where they fit:
+		 * every lookup is checked. */
+		addr_tables_mode = idx % 4 == 2 ? ADDR_TABLES_NEVER :
+				   idx % 4 == 3 ? ADDR_TABLES_FRONT :
+						  ADDR_TABLES_AUTO;
 		if (addr_tables_mode == ADDR_TABLES_NEVER)
 			trie_sets++;
 		err = diff_apply(&rs, true);
@@ -498,67 +501,39 @@ static void test_stages_off(void **state)
 }
 
 /*
- * One generation with both IPv4 lookups: a set of 9,000 host routes, each
- * in its own /16, needs 18,000 chunks, more than a generation holds, so
- * the field naming it stays in the LPM trie while the destination field
- * gets a 16-8-8 table. (The set is map data only: no packet leaves.)
+ * One generation with every IPv4 lookup: a set of 70,000 host routes, each
+ * in its own /24, needs more 16-8-8 chunks than a generation holds, so the
+ * field naming it stays in the LPM trie, behind a /24 front table (it has
+ * more than DIR24_MIN_PREFIXES prefixes), while the destination field gets
+ * a 16-8-8 table; then both fields in tries behind front tables
+ * (ADDR_TABLES_FRONT). (The set is map data only: no packet leaves.)
  */
-static void test_mixed_lookups(void **state)
+/* Packets for test_mixed_lookups: set members, their neighbours, others. */
+static void mixed_packets(const struct ruleset *rs, size_t nhosts, unsigned mode)
 {
-	const size_t nhosts = 9000;
-	char set_path[] = "/tmp/moat-diff-set.XXXXXX";
-	int fd = mkstemp(set_path);
-	size_t cap = 1024, i;
-	char *text = malloc(cap);
-	FILE *set;
-	struct moat_image img;
-	struct ruleset rs;
-	struct diags d;
 	struct randgen g;
+	size_t i;
 	int dir;
 
-	assert_non_null(text);
-	assert_true(fd >= 0);
-	set = fdopen(fd, "w");
-	assert_non_null(set);
-	for (i = 0; i < nhosts; i++)
-		fprintf(set, "%zu.%zu.7.9\n", 11 + i / 256, i % 256);
-	fclose(set);
-	snprintf(text, cap,
-		 "set scattered file %s\n"
-		 "nacl in 10 deny tcp src @scattered dport 22\n"
-		 "nacl in 20 allow tcp src 0.0.0.0/0 dst 198.18.5.0/24\n"
-		 "nacl in 30 allow udp dst 198.18.6.128/25 dport 53\n"
-		 "nacl in 40 deny all src 12.0.0.0/8\n"
-		 "nacl in 50 allow icmp dst 198.18.0.0/15\n"
-		 "nacl out 10 allow all\n",
-		 set_path);
-	ruleset_init(&rs);
-	diags_init(&d);
-	assert_int_equal(rules_parse_text("mixed", text, strlen(text), &rs, &d), 0);
-	unlink(set_path);
-	free(text);
-	assert_int_equal(compile_ruleset(&rs, &img, &d), 0);
-	assert_false(img.cfg.dir4_mask & (1u << MOAT_DIR4_SLOT(0, MOAT_FIELD_SRC)));
-	assert_true(img.cfg.dir4_mask & (1u << MOAT_DIR4_SLOT(0, MOAT_FIELD_DST)));
-	image_free(&img);
-	diags_free(&d);
-	assert_int_equal(diff_apply(&rs, true), 0);
-
-	randgen_seed(&g, cfg.seed ^ 0x16808);
+	randgen_seed(&g, cfg.seed ^ 0x16808 ^ mode);
 	for (i = 0; i < 4000; i++) {
 		struct packet p = { .family = 4, .tcp_flags = PKT_TCP_SYN };
 		uint32_t src, dst, h = randgen_below(&g, nhosts);
+		uint32_t host = (uint32_t)(11 + h / 65536) << 24 | (h / 256 % 256) << 16 |
+				(h % 256) << 8 | 9;
 		struct diff_case c;
 
-		/* a set member, a neighbour of one, or anywhere in 11/8..46/8 */
-		switch (randgen_below(&g, 3)) {
+		/* a set member, a neighbour in its /24 or its /16, or anywhere
+		 * in 11/8..46/8 */
+		switch (randgen_below(&g, 4)) {
 		case 0:
-			src = (uint32_t)(11 + h / 256) << 24 | (uint32_t)(h % 256) << 16 | 7 << 8 | 9;
+			src = host;
 			break;
 		case 1:
-			src = (uint32_t)(11 + h / 256) << 24 | (uint32_t)(h % 256) << 16 |
-			      randgen_below(&g, 65536);
+			src = (host & ~255u) | randgen_below(&g, 256);
+			break;
+		case 2:
+			src = (host & ~65535u) | randgen_below(&g, 65536);
 			break;
 		default:
 			src = (11u << 24) + (uint32_t)randgen_u64(&g) % (36u << 24);
@@ -577,12 +552,64 @@ static void test_mixed_lookups(void **state)
 			p.dport = randgen_below(&g, 2) ? 22 : 53;
 		}
 		for (dir = RULE_DIR_IN; dir <= RULE_DIR_OUT; dir++) {
-			if (!diff_judge(&rs, (enum rule_dir)dir, &p, &c)) {
-				diff_print_case(&rs, (enum rule_dir)dir, &p, &c);
-				fail_msg("mixed lookups: packet %zu disagrees", i);
+			if (!diff_judge(rs, (enum rule_dir)dir, &p, &c)) {
+				diff_print_case(rs, (enum rule_dir)dir, &p, &c);
+				fail_msg("mixed lookups (mode %u): packet %zu disagrees", mode, i);
 			}
 		}
 	}
+}
+
+static void test_mixed_lookups(void **state)
+{
+	const size_t nhosts = 70000;
+	const uint32_t src_slot = 1u << MOAT_DIR4_SLOT(0, MOAT_FIELD_SRC);
+	const uint32_t dst_slot = 1u << MOAT_DIR4_SLOT(0, MOAT_FIELD_DST);
+	char set_path[] = "/tmp/moat-diff-set.XXXXXX";
+	int fd = mkstemp(set_path);
+	size_t cap = 1024, i;
+	char *text = malloc(cap);
+	FILE *set;
+	struct moat_image img;
+	struct ruleset rs;
+	struct diags d;
+	unsigned mode;
+
+	assert_non_null(text);
+	assert_true(fd >= 0);
+	set = fdopen(fd, "w");
+	assert_non_null(set);
+	for (i = 0; i < nhosts; i++)
+		fprintf(set, "%zu.%zu.%zu.9\n", 11 + i / 65536, i / 256 % 256, i % 256);
+	fclose(set);
+	snprintf(text, cap,
+		 "set scattered file %s\n"
+		 "nacl in 10 deny tcp src @scattered dport 22\n"
+		 "nacl in 20 allow tcp src 0.0.0.0/0 dst 198.18.5.0/24\n"
+		 "nacl in 30 allow udp dst 198.18.6.128/25 dport 53\n"
+		 "nacl in 40 deny all src 12.0.0.0/8\n"
+		 "nacl in 50 allow icmp dst 198.18.0.0/15\n"
+		 "nacl in 60 allow udp src 11.3.0.0/16\n"
+		 "nacl out 10 allow all\n",
+		 set_path);
+	ruleset_init(&rs);
+	diags_init(&d);
+	assert_int_equal(rules_parse_text("mixed", text, strlen(text), &rs, &d), 0);
+	unlink(set_path);
+	free(text);
+	for (mode = 0; mode < 2; mode++) {
+		addr_tables_mode = mode ? ADDR_TABLES_FRONT : ADDR_TABLES_AUTO;
+		assert_int_equal(compile_ruleset(&rs, &img, &d), 0);
+		assert_false(img.cfg.dir4_mask & src_slot);
+		assert_true(img.cfg.dir24_mask & src_slot);
+		assert_int_equal(!!(img.cfg.dir4_mask & dst_slot), !mode);
+		assert_int_equal(!!(img.cfg.dir24_mask & dst_slot), mode);
+		image_free(&img);
+		assert_int_equal(diff_apply(&rs, true), 0);
+		mixed_packets(&rs, nhosts, mode);
+	}
+	addr_tables_mode = ADDR_TABLES_AUTO;
+	diags_free(&d);
 	ruleset_free(&rs);
 }
 
