@@ -234,7 +234,15 @@ struct moat_decision_key {
 	__u32 gen; /* the generation slot the epoch lives in */
 };
 _Static_assert(sizeof(struct moat_decision_key) == 32, "decision key");
-#define MOAT_DECISION_ENTRIES 65536
+/* A direct-mapped, per-CPU cache: slot = hash of the key; a slot holds the
+ * last key that hashed there. A per-CPU array's lookup is inlined, a hash
+ * map's is a call and a hash of its own. */
+struct moat_decision_entry {
+	struct moat_decision_key key;
+	__u32 result;
+	__u32 pad;
+};
+#define MOAT_DECISION_ENTRIES 8192 /* per CPU: 320 KiB */
 #define MOAT_ADDR_CONST_BIT(table, field, v6) ((table) * 4 + (field) * 2 + (v6))
 
 /*

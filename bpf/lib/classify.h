@@ -199,6 +199,26 @@ static __always_inline __u64 vec_word(void *words, const struct moat_vec *v, __u
 	return wp ? *wp : 0;
 }
 
+/* The decision-cache slot of @k: a multiplicative hash of its words. */
+static __always_inline __u32 decision_slot(const struct moat_decision_key *k)
+{
+	const __u64 *q = (const __u64 *)k;
+	__u64 h = q[0] * 0x9e3779b97f4a7c15ULL;
+
+	h = (h ^ q[1]) * 0xff51afd7ed558ccdULL;
+	h = (h ^ q[2]) * 0xc4ceb9fe1a85ec53ULL;
+	h = (h ^ q[3]) * 0x9e3779b97f4a7c15ULL;
+	return (__u32)(h >> 40) & (MOAT_DECISION_ENTRIES - 1);
+}
+
+static __always_inline int decision_key_equal(const struct moat_decision_key *a,
+					      const struct moat_decision_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
 /* The lowest word set in @cand, or MOAT_VEC_WORDS. */
 static __always_inline __u32 lowest_word(const __u64 *cand)
 {
@@ -271,7 +291,7 @@ __noinline int moat_classify(const struct moat_pkt *p, const struct moat_gen_con
 	struct classify_ctx c = { .result = MOAT_NO_RULE };
 	const struct moat_vec *v[MOAT_NFIELDS];
 	void *l4, *vecs, *words;
-	__u32 *cached;
+	struct moat_decision_entry *entry;
 	__u32 base, idx, sw, f, w;
 	__u64 acc;
 
@@ -362,13 +382,17 @@ __noinline int moat_classify(const struct moat_pkt *p, const struct moat_gen_con
 		return MOAT_NO_RULE;
 	c.key.epoch = cfg->epoch;
 	c.key.table = table;
-	cached = moat_decision_cache_off ? 0 : bpf_map_lookup_elem(&decision_cache, &c.key);
-	if (cached)
-		return *cached;
+	idx = decision_slot(&c.key);
+	entry = bpf_map_lookup_elem(&decision_cache, &idx);
+	if (entry && !moat_decision_cache_off && decision_key_equal(&entry->key, &c.key))
+		return entry->result;
 	bpf_loop(MOAT_VEC_WORDS, classify_step, &c, 0);
 	/* Also in trace mode: every program instance has its own cache (it
 	 * is not pinned), and a cached answer is the answer. */
-	bpf_map_update_elem(&decision_cache, &c.key, &c.result, BPF_ANY);
+	if (entry) {
+		entry->key = c.key;
+		entry->result = c.result;
+	}
 	return c.result;
 }
 

@@ -231,13 +231,12 @@ struct {
 	__type(value, struct moat_meta);
 } meta SEC(".maps");
 
-/* See struct moat_decision_key. Per-CPU LRU lists: no shared lock. */
+/* See struct moat_decision_entry. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MOAT_DECISION_ENTRIES);
-	__type(key, struct moat_decision_key);
-	__type(value, __u32);
+	__type(key, __u32);
+	__type(value, struct moat_decision_entry);
 } decision_cache SEC(".maps");
 
 /* Trace instances only: what the last run decided. Never pinned. */
