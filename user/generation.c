@@ -486,8 +486,9 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 				     BPF_F_MMAPABLE);
 	fds[IN_WORDS_MORE] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_words_more", 4, 8, more,
 					  BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	fds[IN_DIR24] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_dir24", 4, 8, img->ndir24 / 2,
-				     BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	if (!kept[IN_DIR24])
+		fds[IN_DIR24] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_dir24", 4, 8,
+					     img->ndir24 / 2, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	fds[IN_RULES] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_rules", 4,
 				     sizeof(struct moat_rule_info), MOAT_RULES_ENTRIES,
 				     BPF_F_MMAPABLE);
@@ -509,7 +510,7 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 	rc = fill_array_mapped(fds[IN_L4], img->l4, MOAT_L4_ENTRIES / 2, 8);
 	if (!rc)
 		rc = fill_array_mapped(fds[IN_DIR4], img->dir4, img->ndir4 / 2, 8);
-	if (!rc)
+	if (!rc && !kept[IN_DIR24])
 		rc = fill_array_mapped(fds[IN_DIR24], img->dir24, img->ndir24 / 2, 8);
 	if (!rc)
 		rc = fill_array_mapped(fds[IN_VECS], img->vecs, img->nvecs,
@@ -552,6 +553,14 @@ static void keep_unchanged(struct moat_maps *m, unsigned live_gen,
 			continue;
 		fds[slot[k]] = inner_fd(outer[k], live_gen);
 		if (fds[slot[k]] >= 0)
+			(*nkept)++;
+	}
+	/* The /24 front tables are painted from the trie's contents: a kept
+	 * trie keeps them too (filling 64 MiB a field is not free either). */
+	if (fds[IN_LPM4] >= 0 && next->ndir24 && live->dir24_mask == next->cfg.dir24_mask &&
+	    !memcmp(live->dir24_slice, next->cfg.dir24_slice, sizeof(live->dir24_slice))) {
+		fds[IN_DIR24] = inner_fd(m->gen_dir24, live_gen);
+		if (fds[IN_DIR24] >= 0)
 			(*nkept)++;
 	}
 }
