@@ -123,7 +123,7 @@ static __noinline __u32 addr_vec_map(const struct moat_pkt *p, const struct moat
  * (inlined: one to three array reads, no call), else addr_vec_map().
  */
 static __always_inline __u32 addr_vec(const struct moat_pkt *p, const struct moat_gen_config *cfg,
-				      __u32 gen, __u32 table, __u32 field)
+				      void *l4, __u32 gen, __u32 table, __u32 field)
 {
 	const __u8 *a = field == MOAT_FIELD_SRC ? p->src : p->dst;
 	__u32 bit = MOAT_ADDR_CONST_BIT(table, field, p->family == 6) & 15;
@@ -135,13 +135,8 @@ static __always_inline __u32 addr_vec(const struct moat_pkt *p, const struct moa
 	if (p->family == 4 && (cfg->dir4_mask & (1u << slot))) {
 		__u32 ha = ((__u32)a[0] << 24) | ((__u32)a[1] << 16) | ((__u32)a[2] << 8) | a[3];
 		__u32 idx = MOAT_L4_OFF_DIR4 + slot * MOAT_DIR4_L1 + (ha >> 16);
-		void *l4 = bpf_map_lookup_elem(&gen_l4, &gen);
 		void *dir4;
-		__u32 e;
-
-		if (!l4)
-			return 0;
-		e = lookup_pair_u32(l4, idx);
+		__u32 e = lookup_pair_u32(l4, idx);
 
 		if (!(e & MOAT_DIR4_CHUNK))
 			return e;
@@ -317,7 +312,7 @@ __noinline int moat_classify(const struct moat_pkt *p, const struct moat_gen_con
 	 * the candidate words; when the lowest one's AND is zero, that word
 	 * is no longer a candidate.
 	 */
-	c.key.vid[0] = addr_vec(p, cfg, gen, table, MOAT_FIELD_SRC);
+	c.key.vid[0] = addr_vec(p, cfg, l4, gen, table, MOAT_FIELD_SRC);
 	idx = base + MOAT_L4_OFF_DPORT + port_slot(p, p->dport);
 	c.key.vid[4] = lookup_pair_u32(l4, idx);
 	if (!c.key.vid[0] || !c.key.vid[4])
@@ -347,7 +342,7 @@ __noinline int moat_classify(const struct moat_pkt *p, const struct moat_gen_con
 	c.key.vid[3] = lookup_pair_u32(l4, idx);
 	if (!c.key.vid[2] || !c.key.vid[3])
 		return MOAT_NO_RULE;
-	c.key.vid[1] = addr_vec(p, cfg, gen, table, MOAT_FIELD_DST);
+	c.key.vid[1] = addr_vec(p, cfg, l4, gen, table, MOAT_FIELD_DST);
 	if (!c.key.vid[1])
 		return MOAT_NO_RULE;
 	for (f = 1; f < 4; f++) {

@@ -195,6 +195,7 @@ static __always_inline void sg_commit(void *rules, const struct moat_gen_config 
 {
 	__u32 table = MOAT_TABLE(MOAT_STAGE_SG, dir);
 	struct moat_rule_info *info;
+	int into_pending;
 	__u64 now;
 
 	if (moat_trace_mode || d->by == MOAT_SG_BY_NULL)
@@ -246,38 +247,34 @@ static __always_inline void sg_commit(void *rules, const struct moat_gen_config 
 	}
 	if (!ct_may_create(p))
 		return;
-	{
-		__builtin_memset(v, 0, sizeof(*v));
-		v->created_ns = now;
-		v->last_ns = now;
-		v->state = ct_initial_state(p);
-		v->flags = (d->from_lo ? MOAT_CT_F_ORIG_LO | MOAT_CT_F_SEEN_LO : MOAT_CT_F_SEEN_HI);
-		v->origin_dir = dir;
-		v->timeout_s = ct_timeout(&cfg->timeouts, p->proto, v->state);
-		if (d->from_lo) {
-			v->packets[0] = 1;
-			v->bytes[0] = len;
-		} else {
-			v->packets[1] = 1;
-			v->bytes[1] = len;
+	__builtin_memset(v, 0, sizeof(*v));
+	v->created_ns = now;
+	v->last_ns = now;
+	v->state = ct_initial_state(p);
+	v->flags = (d->from_lo ? MOAT_CT_F_ORIG_LO | MOAT_CT_F_SEEN_LO : MOAT_CT_F_SEEN_HI);
+	v->origin_dir = dir;
+	v->timeout_s = ct_timeout(&cfg->timeouts, p->proto, v->state);
+	if (d->from_lo) {
+		v->packets[0] = 1;
+		v->bytes[0] = len;
+	} else {
+		v->packets[1] = 1;
+		v->bytes[1] = len;
+	}
+	into_pending = v->state != MOAT_CT_ESTABLISHED;
+	if (bpf_map_update_elem(into_pending ? (void *)&ct_pending : (void *)&conntrack, &d->key, v,
+				BPF_ANY) == 0) {
+		COUNT(c, ct_created);
+		if (d->expired) {
+			COUNT(c, ct_expired);
+			/* The expired entry lived in the other table. */
+			if (d->in_pending != into_pending)
+				bpf_map_delete_elem(d->in_pending ? (void *)&ct_pending :
+								    (void *)&conntrack,
+						    &d->key);
 		}
-		void *table = v->state == MOAT_CT_ESTABLISHED ? (void *)&conntrack :
-							       (void *)&ct_pending;
-		int into_pending = v->state != MOAT_CT_ESTABLISHED;
-
-		if (bpf_map_update_elem(table, &d->key, v, BPF_ANY) == 0) {
-			COUNT(c, ct_created);
-			if (d->expired) {
-				COUNT(c, ct_expired);
-				/* The expired entry lived in the other table. */
-				if (d->in_pending != into_pending)
-					bpf_map_delete_elem(d->in_pending ? (void *)&ct_pending :
-									    (void *)&conntrack,
-							    &d->key);
-			}
-		} else {
-			COUNT(c, ct_create_failed);
-		}
+	} else {
+		COUNT(c, ct_create_failed);
 	}
 }
 
