@@ -21,11 +21,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/mman.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "generation.h"
+#include "map_io.h"
 
 static double now_ms(void)
 {
@@ -58,78 +58,6 @@ int gen_live(struct moat_maps *m, unsigned *gen, struct moat_gen_config *cfg)
 	return 0;
 }
 
-static int inner_fd(int outer_fd, __u32 gen)
-{
-	__u32 id;
-
-	if (bpf_map_lookup_elem(outer_fd, &gen, &id))
-		return -errno;
-	return bpf_map_get_fd_by_id(id);
-}
-
-/*
- * Read entries 0..@n-1 of array map @fd into @vals (@vsize bytes each; for
- * per-CPU maps, all CPUs' values) with batched lookups: one syscall per
- * few thousand entries instead of one per entry, which is what makes a
- * reload of 16,384 rules fast. Falls back to single lookups on kernels
- * without batch operations. Returns 0 or -errno.
- */
-static int read_array(int fd, __u32 n, void *vals, size_t vsize)
-{
-	__u32 *keys = malloc((n ? n : 1) * sizeof(*keys));
-	__u32 done = 0, token = 0, i;
-	void *in = NULL;
-	int rc = 0;
-
-	if (!keys)
-		return -ENOMEM;
-	while (done < n) {
-		__u32 cnt = n - done;
-
-		rc = bpf_map_lookup_batch(fd, in, &token, keys + done, (char *)vals + done * vsize,
-					  &cnt, NULL);
-		if (rc && errno != ENOENT)
-			break;
-		done += cnt;
-		in = &token;
-		rc = 0;
-		if (!cnt)
-			break;
-	}
-	for (i = 0; !rc && i < done; i++)
-		if (keys[i] != i)
-			rc = -1; /* not in key order: read one by one */
-	if (rc || done < n) {
-		for (i = 0, rc = 0; i < n; i++) {
-			if (bpf_map_lookup_elem(fd, &i, (char *)vals + i * vsize)) {
-				rc = -errno;
-				break;
-			}
-		}
-	}
-	free(keys);
-	return rc;
-}
-
-/*
- * Write @n entries, keys of @ksize bytes at @keys and values of @vsize bytes
- * at @vals, to map @fd in one batch; one at a time on kernels without batch
- * updates for the map type. Returns 0 or -errno.
- */
-static int write_batch(int fd, const void *keys, size_t ksize, const void *vals, size_t vsize,
-		       __u32 n)
-{
-	__u32 cnt = n, i;
-
-	if (!n || bpf_map_update_batch(fd, keys, vals, &cnt, NULL) == 0)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (bpf_map_update_elem(fd, (const char *)keys + i * ksize,
-					(const char *)vals + i * vsize, BPF_ANY))
-			return -errno;
-	return 0;
-}
-
 int gen_live_rules(struct moat_maps *m, struct moat_rule_info *infos, size_t cap,
 		   size_t count[MOAT_NTABLES])
 {
@@ -153,12 +81,12 @@ int gen_live_rules(struct moat_maps *m, struct moat_rule_info *infos, size_t cap
 	all = calloc(total ? total : 1, sizeof(*all));
 	if (!all)
 		return -ENOMEM;
-	fd = inner_fd(m->gen_rules, gen);
+	fd = map_inner_fd(m->gen_rules, gen);
 	if (fd < 0) {
 		free(all);
 		return fd;
 	}
-	rc = read_array(fd, total, all, sizeof(*all));
+	rc = map_read_array(fd, total, all, sizeof(*all));
 	close(fd);
 	for (t = 0, n = 0; !rc && t < MOAT_NTABLES; t++)
 		for (i = 0; i < cfg.nrules[t]; i++)
@@ -298,7 +226,7 @@ static int assign_slots(struct moat_maps *m, struct moat_image *img, struct diag
 		used_new[slot] = 1;
 		ir->info.stat_slot = slot;
 	}
-	rc = write_batch(m->rule_stats, new_keys, sizeof(*new_keys), new_vals, ncpu * sizeof(*vals),
+	rc = map_write_batch(m->rule_stats, new_keys, sizeof(*new_keys), new_vals, ncpu * sizeof(*vals),
 			 nnew);
 	if (rc)
 		diags_add(d, DIAG_ERROR, NULL, 0, 0, "writing rule_stats: %s", strerror(-rc));
@@ -321,14 +249,14 @@ static void release_slots(struct moat_maps *m, const uint8_t *used_new, uint32_t
 	__u32 *keys = calloc(nslots ? nslots : 1, sizeof(*keys));
 	__u32 slot, n = 0;
 
-	if (!all || !keys || read_array(m->rule_stats, nslots, all, ncpu * sizeof(*all)))
+	if (!all || !keys || map_read_array(m->rule_stats, nslots, all, ncpu * sizeof(*all)))
 		goto out;
 	for (slot = 0; slot < nslots; slot++)
 		if (!used_new[slot] && all[(size_t)slot * ncpu].in_use)
 			keys[n++] = slot;
 	zeros = calloc((size_t)(n ? n : 1) * ncpu, sizeof(*zeros));
 	if (zeros)
-		write_batch(m->rule_stats, keys, sizeof(*keys), zeros, ncpu * sizeof(*zeros), n);
+		map_write_batch(m->rule_stats, keys, sizeof(*keys), zeros, ncpu * sizeof(*zeros), n);
 out:
 	free(all);
 	free(zeros);
@@ -336,117 +264,6 @@ out:
 }
 
 /* ---- inner maps ---- */
-
-static int create_inner(enum bpf_map_type type, const char *name, __u32 key_size,
-			__u32 value_size, __u32 max_entries, __u32 flags)
-{
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = flags);
-	int fd;
-
-	fd = bpf_map_create(type, name, key_size, value_size, max_entries ? max_entries : 1,
-			    &opts);
-	return fd < 0 ? -errno : fd;
-}
-
-static bool all_zero(const void *p, size_t len)
-{
-	const unsigned char *b = p;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
-/* Fill a freshly created (zeroed) array map from @vals (@n values of
- * @vsize bytes); runs of zeros are already there and are skipped. */
-static int fill_array(int fd, const void *vals, size_t n, size_t vsize)
-{
-	const size_t chunk = 8192;
-	__u32 *keys = malloc(chunk * sizeof(*keys));
-	size_t i, j;
-	int rc = 0;
-
-	if (!keys)
-		return -ENOMEM;
-	for (i = 0; i < n && !rc; i += chunk) {
-		__u32 cnt = n - i < chunk ? n - i : chunk;
-
-		if (all_zero((const char *)vals + i * vsize, cnt * vsize))
-			continue;
-
-		for (j = 0; j < cnt; j++)
-			keys[j] = i + j;
-		rc = write_batch(fd, keys, sizeof(*keys), (const char *)vals + i * vsize, vsize, cnt);
-	}
-	free(keys);
-	return rc;
-}
-
-/*
- * Fill a freshly created BPF_F_MMAPABLE array map through mmap(): elements
- * sit round_up(@vsize, 8) bytes apart. Plain stores instead of a
- * copy_from_user per element through bpf(): for the megabytes of vector
- * words of a large rule set, milliseconds instead of most of a second.
- * Falls back to fill_array when the map cannot be mapped.
- */
-static int fill_array_mapped(int fd, const void *vals, size_t n, size_t vsize)
-{
-	size_t stride = (vsize + 7) & ~(size_t)7, i;
-	long page = sysconf(_SC_PAGESIZE);
-	size_t len;
-	char *area;
-
-	if (!n)
-		return 0;
-	len = (n * stride + page - 1) / page * page;
-	area = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (area == MAP_FAILED)
-		return fill_array(fd, vals, n, vsize);
-	if (stride == vsize)
-		memcpy(area, vals, n * vsize);
-	else
-		for (i = 0; i < n; i++)
-			memcpy(area + i * stride, (const char *)vals + i * vsize, vsize);
-	munmap(area, len);
-	return 0;
-}
-
-/*
- * Fill an LPM trie or hash map from @n image entries of @stride bytes (key at 0, a u32
- * vector id at @voff), in batches: one syscall per 64k prefixes instead of
- * one per prefix matters for sets of a million.
- */
-static int fill_lpm(int fd, const void *entries, size_t n, size_t stride, size_t ksize,
-		    size_t voff)
-{
-	const size_t chunk = 65536;
-	char *keys = malloc(chunk * ksize);
-	__u32 *vals = malloc(chunk * sizeof(*vals));
-	size_t i, j;
-	int rc = 0;
-
-	if (!keys || !vals) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n && !rc; i += chunk) {
-		__u32 cnt = n - i < chunk ? n - i : chunk;
-
-		for (j = 0; j < cnt; j++) {
-			const char *e = (const char *)entries + (i + j) * stride;
-
-			memcpy(keys + j * ksize, e, ksize);
-			memcpy(&vals[j], e + voff, sizeof(*vals));
-		}
-		rc = write_batch(fd, keys, ksize, vals, sizeof(*vals), cnt);
-	}
-out:
-	free(keys);
-	free(vals);
-	return rc;
-}
 
 enum { IN_LPM4, IN_LPM6, IN_L4, IN_DIR4, IN_HASH6, IN_VECS, IN_WORDS, IN_WORDS_MORE, IN_RULES,
        IN_DIR24, IN_COUNT };
@@ -465,31 +282,31 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 	for (i = 0; i < IN_COUNT; i++)
 		kept[i] = fds[i] >= 0;
 	if (!kept[IN_LPM4])
-		fds[IN_LPM4] = create_inner(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm4",
+		fds[IN_LPM4] = map_create(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm4",
 				    sizeof(struct moat_lpm4_key), 4, img->nlpm4,
 				    BPF_F_NO_PREALLOC);
 	if (!kept[IN_LPM6])
-		fds[IN_LPM6] = create_inner(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm6",
+		fds[IN_LPM6] = map_create(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm6",
 				    sizeof(struct moat_lpm6_key), 4, img->nlpm6,
 				    BPF_F_NO_PREALLOC);
 	/* arrays of 32-bit entries: two per 8-byte value (see maps.h) */
-	fds[IN_L4] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_l4", 4, 8, MOAT_L4_ENTRIES / 2,
+	fds[IN_L4] = map_create(BPF_MAP_TYPE_ARRAY, "moat_l4", 4, 8, MOAT_L4_ENTRIES / 2,
 				  BPF_F_MMAPABLE);
-	fds[IN_DIR4] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_dir4", 4, 8,
+	fds[IN_DIR4] = map_create(BPF_MAP_TYPE_ARRAY, "moat_dir4", 4, 8,
 				    MOAT_DIR4_CHUNKS * 128, BPF_F_MMAPABLE);
 	if (!kept[IN_HASH6])
-		fds[IN_HASH6] = create_inner(BPF_MAP_TYPE_HASH, "moat_hash6", sizeof(struct moat_lpm6_key),
+		fds[IN_HASH6] = map_create(BPF_MAP_TYPE_HASH, "moat_hash6", sizeof(struct moat_lpm6_key),
 				     4, img->nhash6, 0);
-	fds[IN_VECS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_vecs", 4, sizeof(struct moat_vec),
+	fds[IN_VECS] = map_create(BPF_MAP_TYPE_ARRAY, "moat_vecs", 4, sizeof(struct moat_vec),
 				    MOAT_MAX_VECS, BPF_F_MMAPABLE);
-	fds[IN_WORDS] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_words", 4, 8, MOAT_FAST_WORDS,
+	fds[IN_WORDS] = map_create(BPF_MAP_TYPE_ARRAY, "moat_words", 4, 8, MOAT_FAST_WORDS,
 				     BPF_F_MMAPABLE);
-	fds[IN_WORDS_MORE] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_words_more", 4, 8, more,
+	fds[IN_WORDS_MORE] = map_create(BPF_MAP_TYPE_ARRAY, "moat_words_more", 4, 8, more,
 					  BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	if (!kept[IN_DIR24])
-		fds[IN_DIR24] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_dir24", 4, 8,
+		fds[IN_DIR24] = map_create(BPF_MAP_TYPE_ARRAY, "moat_dir24", 4, 8,
 					     img->ndir24 / 2, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	fds[IN_RULES] = create_inner(BPF_MAP_TYPE_ARRAY, "moat_rules", 4,
+	fds[IN_RULES] = map_create(BPF_MAP_TYPE_ARRAY, "moat_rules", 4,
 				     sizeof(struct moat_rule_info), MOAT_RULES_ENTRIES,
 				     BPF_F_MMAPABLE);
 	for (i = 0; i < IN_COUNT; i++)
@@ -497,28 +314,28 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 			return fds[i];
 
 	rc = kept[IN_LPM4] ? 0 :
-			     fill_lpm(fds[IN_LPM4], img->lpm4, img->nlpm4, sizeof(img->lpm4[0]),
+			     map_fill_keyed(fds[IN_LPM4], img->lpm4, img->nlpm4, sizeof(img->lpm4[0]),
 				      sizeof(img->lpm4[0].key), offsetof(struct image_lpm4, vid));
 	if (!rc && !kept[IN_LPM6])
-		rc = fill_lpm(fds[IN_LPM6], img->lpm6, img->nlpm6, sizeof(img->lpm6[0]),
+		rc = map_fill_keyed(fds[IN_LPM6], img->lpm6, img->nlpm6, sizeof(img->lpm6[0]),
 			      sizeof(img->lpm6[0].key), offsetof(struct image_lpm6, vid));
 	if (!rc && !kept[IN_HASH6])
-		rc = fill_lpm(fds[IN_HASH6], img->hash6, img->nhash6, sizeof(img->hash6[0]),
+		rc = map_fill_keyed(fds[IN_HASH6], img->hash6, img->nhash6, sizeof(img->hash6[0]),
 			      sizeof(img->hash6[0].key), offsetof(struct image_lpm6, vid));
 	if (rc)
 		return rc;
-	rc = fill_array_mapped(fds[IN_L4], img->l4, MOAT_L4_ENTRIES / 2, 8);
+	rc = map_fill_mapped(fds[IN_L4], img->l4, MOAT_L4_ENTRIES / 2, 8);
 	if (!rc)
-		rc = fill_array_mapped(fds[IN_DIR4], img->dir4, img->ndir4 / 2, 8);
+		rc = map_fill_mapped(fds[IN_DIR4], img->dir4, img->ndir4 / 2, 8);
 	if (!rc && !kept[IN_DIR24])
-		rc = fill_array_mapped(fds[IN_DIR24], img->dir24, img->ndir24 / 2, 8);
+		rc = map_fill_mapped(fds[IN_DIR24], img->dir24, img->ndir24 / 2, 8);
 	if (!rc)
-		rc = fill_array_mapped(fds[IN_VECS], img->vecs, img->nvecs,
+		rc = map_fill_mapped(fds[IN_VECS], img->vecs, img->nvecs,
 				       sizeof(struct moat_vec));
 	if (!rc)
-		rc = fill_array_mapped(fds[IN_WORDS], img->words, img->nwords - more, 8);
+		rc = map_fill_mapped(fds[IN_WORDS], img->words, img->nwords - more, 8);
 	if (!rc)
-		rc = fill_array_mapped(fds[IN_WORDS_MORE], img->words + img->nwords - more, more, 8);
+		rc = map_fill_mapped(fds[IN_WORDS_MORE], img->words + img->nwords - more, more, 8);
 	if (rc)
 		return rc;
 	infos = calloc(img->nrules ? img->nrules : 1, sizeof(*infos));
@@ -526,7 +343,7 @@ static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
 		return -ENOMEM;
 	for (i = 0; i < img->nrules; i++)
 		infos[i] = img->rules[i].info;
-	rc = fill_array_mapped(fds[IN_RULES], infos, img->nrules, sizeof(*infos));
+	rc = map_fill_mapped(fds[IN_RULES], infos, img->nrules, sizeof(*infos));
 	free(infos);
 	return rc;
 }
@@ -551,7 +368,7 @@ static void keep_unchanged(struct moat_maps *m, unsigned live_gen,
 		/* (an empty map costs nothing to make) */
 		if (!entries[k] || live->digest[k] != next->cfg.digest[k])
 			continue;
-		fds[slot[k]] = inner_fd(outer[k], live_gen);
+		fds[slot[k]] = map_inner_fd(outer[k], live_gen);
 		if (fds[slot[k]] >= 0)
 			(*nkept)++;
 	}
@@ -559,7 +376,7 @@ static void keep_unchanged(struct moat_maps *m, unsigned live_gen,
 	 * trie keeps them too (filling 64 MiB a field is not free either). */
 	if (fds[IN_LPM4] >= 0 && next->ndir24 && live->dir24_mask == next->cfg.dir24_mask &&
 	    !memcmp(live->dir24_slice, next->cfg.dir24_slice, sizeof(live->dir24_slice))) {
-		fds[IN_DIR24] = inner_fd(m->gen_dir24, live_gen);
+		fds[IN_DIR24] = map_inner_fd(m->gen_dir24, live_gen);
 		if (fds[IN_DIR24] >= 0)
 			(*nkept)++;
 	}
