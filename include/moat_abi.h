@@ -204,9 +204,8 @@ struct moat_gen_config {
 	 * (a /0 is not among them: its vector is hash6_default, no lookup). */
 	__u8 hash6_lens[MOAT_DIR4_SLOTS][MOAT_HASH6_LENS];
 	__u32 hash6_default[MOAT_DIR4_SLOTS];
-	/* Digests of the lpm4, lpm6 and hash6 inner maps' contents: a reload
-	 * whose map would be the same keeps the live one (a trie of a million
-	 * prefixes takes a second to fill). */
+	/* Digests of the lpm4, lpm6 and hash6 inner maps' contents (one per
+	 * MOAT_ADDR_KINDS), to tell what a generation's address maps hold. */
 	__u64 digest[3];
 	/* bit MOAT_DIR4_SLOT: IPv4 trie field with a /24 front table, slice
 	 * dir24_slice[slot] of `gen_dir24` (2^24 entries: a vector id, or
@@ -217,6 +216,8 @@ struct moat_gen_config {
 };
 _Static_assert(sizeof(struct moat_gen_config) == 256, "gen config");
 #define MOAT_DIR24_SLICES 2
+/* Address map kinds with contents kept in `gen_shadow`: lpm4, lpm6, hash6. */
+#define MOAT_ADDR_KINDS 3
 
 /*
  * Decision cache (internal, per program instance, never pinned): the first

@@ -173,12 +173,16 @@ int cmd_reload(int argc, char **argv)
 		json_object_object_add(o, "generation", json_object_new_int(gi.gen));
 		json_object_object_add(o, "compile_ms", json_object_new_double(gi.compile_ms));
 		json_object_object_add(o, "load_ms", json_object_new_double(gi.load_ms));
-		json_object_object_add(o, "address_maps_kept", json_object_new_int(gi.maps_kept));
+		json_object_object_add(o, "sync_ms", json_object_new_double(gi.sync_ms));
+		json_object_object_add(o, "maps_in_place",
+				       json_object_new_int(gi.maps_in_place));
 		out_json(o);
 	} else {
-		printf("moat: reloaded %s (generation %u; compiled in %.1f ms, loaded in %.1f ms%s)\n",
-		       a.pos[0], gi.gen, gi.compile_ms, gi.load_ms,
-		       gi.maps_kept ? "; unchanged address maps kept" : "");
+		printf("moat: reloaded %s (generation %u; compiled in %.1f ms, in force after %.1f ms "
+		       "more, %u map%s updated in place; the other generation in step after "
+		       "%.1f ms)\n",
+		       a.pos[0], gi.gen, gi.compile_ms, gi.load_ms, gi.maps_in_place,
+		       gi.maps_in_place == 1 ? "" : "s", gi.sync_ms);
 	}
 out_unlock:
 	pin_unlock(lock);

@@ -38,27 +38,40 @@ static unsigned long long fd_memlock(int fd)
 	return v;
 }
 
-/* Map memory: the pinned maps and the live generation's inner maps. */
-static unsigned long long maps_memlock(struct moat_maps *m, unsigned gen)
+/* Map memory: the pinned maps and the inner maps of both generations (the
+ * idle one's are kept for the next reload to update in place) and of the
+ * shadows; a map two slots share is counted once. */
+static unsigned long long maps_memlock(struct moat_maps *m)
 {
 	int outer[] = { m->gen_lpm4, m->gen_lpm6,  m->gen_l4,	 m->gen_dir4,
 			m->gen_hash6, m->gen_vecs, m->gen_words, m->gen_words_more, m->gen_rules,
-			m->gen_dir24 };
+			m->gen_dir24, m->gen_shadow };
+	const size_t nouter = sizeof(outer) / sizeof(outer[0]);
 	unsigned long long total = 0;
-	size_t i;
+	__u32 seen[2 * (sizeof(outer) / sizeof(outer[0])) + MOAT_ADDR_KINDS];
+	size_t i, j, nseen = 0;
 
 	for (i = 0; i < MOAT_NMAPS; i++)
 		total += fd_memlock(*moat_maps_fd(m, i));
-	for (i = 0; i < sizeof(outer) / sizeof(outer[0]); i++) {
-		__u32 id, g = gen;
-		int fd;
+	for (i = 0; i < nouter; i++) {
+		__u32 slot, nslots = i == nouter - 1 ? MOAT_ADDR_KINDS : 2;
 
-		if (bpf_map_lookup_elem(outer[i], &g, &id))
-			continue;
-		fd = bpf_map_get_fd_by_id(id);
-		if (fd >= 0) {
-			total += fd_memlock(fd);
-			close(fd);
+		for (slot = 0; slot < nslots; slot++) {
+			__u32 id;
+			int fd;
+
+			if (bpf_map_lookup_elem(outer[i], &slot, &id))
+				continue;
+			for (j = 0; j < nseen && seen[j] != id; j++)
+				;
+			if (j < nseen)
+				continue;
+			seen[nseen++] = id;
+			fd = bpf_map_get_fd_by_id(id);
+			if (fd >= 0) {
+				total += fd_memlock(fd);
+				close(fd);
+			}
 		}
 	}
 	return total;
@@ -115,7 +128,7 @@ static int status_one(const char *ifname, bool json, struct json_object *arr)
 	}
 	rc = gen_live(&maps, &gen, &cfg);
 	readout_ct_usage(&maps, &used, &max, &pend, &pend_max);
-	mem = maps_memlock(&maps, gen);
+	mem = maps_memlock(&maps);
 	moat_maps_close(&maps);
 	if (rc) {
 		memset(&cfg, 0, sizeof(cfg));

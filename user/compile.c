@@ -535,6 +535,29 @@ static int add_item(struct prefix_item **items, size_t *n, size_t *cap,
 	return 0;
 }
 
+/* Interned vector of a prefix of one rule under a given parent entry. */
+struct prefix_memo {
+	uint64_t key; /* (parent serial << 16 | rule position) + 1; 0: empty */
+	uint32_t vid;
+};
+
+/* The vector of the walk's stack entry @depth - 1 (the root's for 0),
+ * writing out the lazy entries it rests on. */
+static const uint64_t *stack_vector(uint64_t *stack, long *lazy, const uint64_t *root,
+				    size_t depth, size_t nw)
+{
+	size_t d;
+
+	for (d = 0; d < depth; d++) {
+		if (lazy[d] < 0)
+			continue;
+		memcpy(stack + d * nw, d ? stack + (d - 1) * nw : root, nw * sizeof(*stack));
+		bit_set(stack + d * nw, (size_t)lazy[d]);
+		lazy[d] = -1;
+	}
+	return depth ? stack + (depth - 1) * nw : root;
+}
+
 static int compile_addr(struct moat_image *img, const struct ruleset *rs,
 			const struct rule **order, size_t n, size_t nw, uint32_t table, int field,
 			int family)
@@ -543,9 +566,10 @@ static int compile_addr(struct moat_image *img, const struct ruleset *rs,
 	size_t nitems = 0, cap = 0, i, j, k, depth = 0;
 	struct rule_prefix stack_pfx[130];
 	uint64_t *stack = NULL, root[W_MAX], cur[W_MAX];
-	uint32_t tag = MOAT_LPM_TAG(table, field), vid, *memo = NULL;
-	long lazy_pos = -1; /* stack entry 0 is root + this rule, not yet written */
-	size_t pos;
+	uint32_t tag = MOAT_LPM_TAG(table, field), vid, serial[130], next_serial = 1;
+	long lazy[130]; /* >= 0: the entry's vector is its parent's plus this rule */
+	struct prefix_memo *memo = NULL;
+	size_t pos, memo_cap;
 	int err = 0;
 
 	memset(root, 0, nw * sizeof(*root));
@@ -601,19 +625,29 @@ static int compile_addr(struct moat_image *img, const struct ruleset *rs,
 	if (err)
 		goto out;
 	stack = malloc(130 * nw * sizeof(*stack));
-	if (!stack) {
+	for (memo_cap = 64; memo_cap < 2 * nitems && memo_cap < 65536; memo_cap *= 2)
+		;
+	memo = calloc(memo_cap, sizeof(*memo));
+	if (!stack || !memo) {
 		err = -ENOMEM;
 		goto out;
 	}
-	memo = calloc(n ? n : 1, sizeof(*memo));
-	if (!memo) {
-		err = -ENOMEM;
-		goto out;
-	}
-	/* Pre-order walk of the prefix tree: the stack holds the enclosing
-	 * prefixes of the current one with their accumulated rule sets. */
+	/*
+	 * Pre-order walk of the prefix tree: the stack holds the enclosing
+	 * prefixes of the current one with their accumulated rule sets.
+	 *
+	 * The common case of a large set is a prefix of one rule with nothing
+	 * nested in it: its vector is its parent's plus that rule, the same
+	 * for all such prefixes under one parent. So it is interned once per
+	 * (parent, rule) (memo, keyed by the parent entry's serial; the root
+	 * is serial 0), and its stack entry stays lazy - implied by its parent
+	 * and its rule - until a nested prefix needs it written out. A set of
+	 * a million prefixes then costs no word-by-word work per prefix.
+	 */
 	for (i = 0; i < nitems; i = j) {
 		const struct rule_prefix *p = &items[i].pfx;
+		uint32_t parent;
+		const uint64_t *pv;
 
 		while (depth && !prefix_encloses(&stack_pfx[depth - 1], p))
 			depth--;
@@ -621,36 +655,33 @@ static int compile_addr(struct moat_image *img, const struct ruleset *rs,
 				!memcmp(items[j].pfx.addr, p->addr, 16);
 		     j++)
 			;
-		/*
-		 * The common case of a large set: a top-level prefix of one
-		 * rule. Its vector is the root's plus that rule, the same for
-		 * every such prefix of the rule: interned once (memo), and its
-		 * stack entry is only written out if a nested prefix needs it.
-		 */
-		if (!depth && j == i + 1) {
-			pos = items[i].pos;
-			if (!memo[pos]) {
-				memcpy(cur, root, nw * sizeof(*cur));
-				bit_set(cur, pos);
+		parent = depth ? serial[depth - 1] : 0;
+		if (j == i + 1) {
+			uint64_t key = ((uint64_t)parent << 16 | items[i].pos) + 1;
+			size_t slot = (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 40) & (memo_cap - 1);
+
+			if (memo[slot].key != key) {
+				pv = stack_vector(stack, lazy, root, depth, nw);
+				memcpy(cur, pv, nw * sizeof(*cur));
+				bit_set(cur, items[i].pos);
 				err = vec_intern(img, cur, nw, &vid);
 				if (err)
 					goto out;
-				memo[pos] = vid + 1;
+				memo[slot].key = key;
+				memo[slot].vid = vid;
 			}
-			err = emit_lpm(img, family, tag, p, memo[pos] - 1);
+			err = emit_lpm(img, family, tag, p, memo[slot].vid);
 			if (err)
 				goto out;
-			stack_pfx[0] = *p;
-			lazy_pos = (long)pos;
-			depth = 1;
+			if (depth < 129) {
+				stack_pfx[depth] = *p;
+				lazy[depth] = (long)items[i].pos;
+				serial[depth++] = next_serial++;
+			}
 			continue;
 		}
-		if (depth == 1 && lazy_pos >= 0) {
-			memcpy(stack, root, nw * sizeof(*stack));
-			bit_set(stack, (size_t)lazy_pos);
-		}
-		lazy_pos = -1;
-		memcpy(cur, depth ? stack + (depth - 1) * nw : root, nw * sizeof(*cur));
+		pv = stack_vector(stack, lazy, root, depth, nw);
+		memcpy(cur, pv, nw * sizeof(*cur));
 		for (k = i; k < j; k++)
 			bit_set(cur, items[k].pos);
 		err = vec_intern(img, cur, nw, &vid);
@@ -662,7 +693,8 @@ static int compile_addr(struct moat_image *img, const struct ruleset *rs,
 		if (depth < 129) {
 			stack_pfx[depth] = *p;
 			memcpy(stack + depth * nw, cur, nw * sizeof(*cur));
-			depth++;
+			lazy[depth] = -1;
+			serial[depth++] = next_serial++;
 		}
 	}
 out:

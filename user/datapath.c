@@ -197,7 +197,7 @@ int moat_inst_open_bound(struct moat_inst **out, const char *ifname, char *err, 
 
 int moat_inst_apply(struct moat_inst *inst, const struct ruleset *rs, struct diags *d)
 {
-	return gen_apply(&inst->maps, rs, d, NULL);
+	return gen_apply_once(&inst->maps, rs, d, NULL);
 }
 
 int moat_inst_run(struct moat_inst *inst, int dir, const uint8_t *frame, size_t len, bool *pass,

@@ -24,6 +24,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "addr_sync.h"
 #include "generation.h"
 #include "map_io.h"
 
@@ -265,149 +266,213 @@ out:
 
 /* ---- inner maps ---- */
 
+/* A generation's inner maps, in the order of struct moat_maps' gen_* maps. */
 enum { IN_LPM4, IN_LPM6, IN_L4, IN_DIR4, IN_HASH6, IN_VECS, IN_WORDS, IN_WORDS_MORE, IN_RULES,
        IN_DIR24, IN_COUNT };
 
-/* Create and fill the inner maps; slots of @fds already >= 0 are maps
- * kept from the live generation (see keep_unchanged). */
-static int build_inner_maps(const struct moat_image *img, int fds[IN_COUNT])
+static const int addr_in[ADDR_NMAPS] = { IN_LPM4, IN_LPM6, IN_HASH6 };
+
+static void outer_maps(const struct moat_maps *m, int outer[IN_COUNT])
 {
-	bool kept[IN_COUNT];
-	struct moat_rule_info *infos;
+	const int o[IN_COUNT] = { m->gen_lpm4,	m->gen_lpm6,  m->gen_l4,    m->gen_dir4,
+				  m->gen_hash6, m->gen_vecs,  m->gen_words, m->gen_words_more,
+				  m->gen_rules, m->gen_dir24 };
+
+	memcpy(outer, o, sizeof(o));
+}
+
+static bool is_array(int in)
+{
+	return in != IN_LPM4 && in != IN_LPM6 && in != IN_HASH6;
+}
+
+/* An array map of a generation: its shape and its first @n values (the
+ * rest are zero). */
+struct array_image {
+	const char *name;
+	__u32 vsize, max_entries, flags;
+	const void *vals;
+	size_t n;
+};
+
+static struct array_image array_image(const struct moat_image *img,
+				      const struct moat_rule_info *infos, int in)
+{
 	/* words past the fixed-size array */
 	size_t more = img->nwords > MOAT_FAST_WORDS ? img->nwords - MOAT_FAST_WORDS : 0;
-	size_t i;
+	const __u32 mm = BPF_F_MMAPABLE, var = BPF_F_INNER_MAP | BPF_F_MMAPABLE;
+
+	/* arrays of 32-bit entries hold two per 8-byte value (see maps.h) */
+	switch (in) {
+	case IN_L4:
+		return (struct array_image){ "moat_l4", 8, MOAT_L4_ENTRIES / 2, mm, img->l4,
+					     MOAT_L4_ENTRIES / 2 };
+	case IN_DIR4:
+		return (struct array_image){ "moat_dir4", 8, MOAT_DIR4_CHUNKS * 128, mm, img->dir4,
+					     img->ndir4 / 2 };
+	case IN_VECS:
+		return (struct array_image){ "moat_vecs", sizeof(struct moat_vec), MOAT_MAX_VECS, mm,
+					     img->vecs, img->nvecs };
+	case IN_WORDS:
+		return (struct array_image){ "moat_words", 8, MOAT_FAST_WORDS, mm, img->words,
+					     img->nwords - more };
+	case IN_WORDS_MORE:
+		return (struct array_image){ "moat_words_more", 8, more ? more : 1, var,
+					     img->words + img->nwords - more, more };
+	case IN_RULES:
+		return (struct array_image){ "moat_rules", sizeof(struct moat_rule_info),
+					     MOAT_RULES_ENTRIES, mm, infos, img->nrules };
+	default:
+		return (struct array_image){ "moat_dir24", 8, img->ndir24 ? img->ndir24 / 2 : 1,
+					     var, img->dir24, img->ndir24 / 2 };
+	}
+}
+
+static int array_build(const struct array_image *a)
+{
+	int fd = map_create(BPF_MAP_TYPE_ARRAY, a->name, 4, a->vsize, a->max_entries, a->flags);
 	int rc;
 
-	for (i = 0; i < IN_COUNT; i++)
-		kept[i] = fds[i] >= 0;
-	if (!kept[IN_LPM4])
-		fds[IN_LPM4] = map_create(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm4",
-				    sizeof(struct moat_lpm4_key), 4, img->nlpm4,
-				    BPF_F_NO_PREALLOC);
-	if (!kept[IN_LPM6])
-		fds[IN_LPM6] = map_create(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm6",
-				    sizeof(struct moat_lpm6_key), 4, img->nlpm6,
-				    BPF_F_NO_PREALLOC);
-	/* arrays of 32-bit entries: two per 8-byte value (see maps.h) */
-	fds[IN_L4] = map_create(BPF_MAP_TYPE_ARRAY, "moat_l4", 4, 8, MOAT_L4_ENTRIES / 2,
-				  BPF_F_MMAPABLE);
-	fds[IN_DIR4] = map_create(BPF_MAP_TYPE_ARRAY, "moat_dir4", 4, 8,
-				    MOAT_DIR4_CHUNKS * 128, BPF_F_MMAPABLE);
-	if (!kept[IN_HASH6])
-		fds[IN_HASH6] = map_create(BPF_MAP_TYPE_HASH, "moat_hash6", sizeof(struct moat_lpm6_key),
-				     4, img->nhash6, 0);
-	fds[IN_VECS] = map_create(BPF_MAP_TYPE_ARRAY, "moat_vecs", 4, sizeof(struct moat_vec),
-				    MOAT_MAX_VECS, BPF_F_MMAPABLE);
-	fds[IN_WORDS] = map_create(BPF_MAP_TYPE_ARRAY, "moat_words", 4, 8, MOAT_FAST_WORDS,
-				     BPF_F_MMAPABLE);
-	fds[IN_WORDS_MORE] = map_create(BPF_MAP_TYPE_ARRAY, "moat_words_more", 4, 8, more,
-					  BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	if (!kept[IN_DIR24])
-		fds[IN_DIR24] = map_create(BPF_MAP_TYPE_ARRAY, "moat_dir24", 4, 8,
-					     img->ndir24 / 2, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	fds[IN_RULES] = map_create(BPF_MAP_TYPE_ARRAY, "moat_rules", 4,
-				     sizeof(struct moat_rule_info), MOAT_RULES_ENTRIES,
-				     BPF_F_MMAPABLE);
-	for (i = 0; i < IN_COUNT; i++)
-		if (fds[i] < 0)
-			return fds[i];
+	if (fd < 0)
+		return fd;
+	rc = map_fill_mapped(fd, a->vals, a->n, a->vsize);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
 
-	rc = kept[IN_LPM4] ? 0 :
-			     map_fill_keyed(fds[IN_LPM4], img->lpm4, img->nlpm4, sizeof(img->lpm4[0]),
-				      sizeof(img->lpm4[0].key), offsetof(struct image_lpm4, vid));
-	if (!rc && !kept[IN_LPM6])
-		rc = map_fill_keyed(fds[IN_LPM6], img->lpm6, img->nlpm6, sizeof(img->lpm6[0]),
-			      sizeof(img->lpm6[0].key), offsetof(struct image_lpm6, vid));
-	if (!rc && !kept[IN_HASH6])
-		rc = map_fill_keyed(fds[IN_HASH6], img->hash6, img->nhash6, sizeof(img->hash6[0]),
-			      sizeof(img->hash6[0].key), offsetof(struct image_lpm6, vid));
-	if (rc)
-		return rc;
-	rc = map_fill_mapped(fds[IN_L4], img->l4, MOAT_L4_ENTRIES / 2, 8);
-	if (!rc)
-		rc = map_fill_mapped(fds[IN_DIR4], img->dir4, img->ndir4 / 2, 8);
-	if (!rc && !kept[IN_DIR24])
-		rc = map_fill_mapped(fds[IN_DIR24], img->dir24, img->ndir24 / 2, 8);
-	if (!rc)
-		rc = map_fill_mapped(fds[IN_VECS], img->vecs, img->nvecs,
-				       sizeof(struct moat_vec));
-	if (!rc)
-		rc = map_fill_mapped(fds[IN_WORDS], img->words, img->nwords - more, 8);
-	if (!rc)
-		rc = map_fill_mapped(fds[IN_WORDS_MORE], img->words + img->nwords - more, more, 8);
-	if (rc)
-		return rc;
-	infos = calloc(img->nrules ? img->nrules : 1, sizeof(*infos));
-	if (!infos)
-		return -ENOMEM;
-	for (i = 0; i < img->nrules; i++)
-		infos[i] = img->rules[i].info;
-	rc = map_fill_mapped(fds[IN_RULES], infos, img->nrules, sizeof(*infos));
-	free(infos);
-	return rc;
+/* Slot @slot's map of @outer when it has @a's shape and no other slot
+ * shares it: an fd, or -1. */
+static int own_array(int outer, unsigned slot, const struct array_image *a)
+{
+	struct bpf_map_info info;
+	__u32 s = slot, o = !slot, id, other_id;
+	int fd;
+
+	if (bpf_map_lookup_elem(outer, &s, &id))
+		return -1;
+	if (!bpf_map_lookup_elem(outer, &o, &other_id) && other_id == id)
+		return -1;
+	fd = bpf_map_get_fd_by_id(id);
+	if (fd < 0)
+		return -1;
+	if (map_info(fd, &info) || info.max_entries != a->max_entries ||
+	    info.value_size != a->vsize || info.map_flags != a->flags) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /*
- * An address map whose contents would be those of the live generation's
- * (same digest) is not built again: the new generation shares the live
- * map. Inner maps are never written once installed, so sharing is safe;
- * it spares a reload that keeps a large set the seconds of refilling its
- * trie. Sets @fds[i] for the kept maps.
+ * Fill @fds with slot @slot's maps holding @img: the address maps updated
+ * in place by addr_sync are there already; when no packet reads the slot
+ * (@quiet), its arrays of the right shape are rewritten in place (only the
+ * bytes that differ: no new map, and nothing to install); the rest are
+ * built anew. @installed[i]: fds[i] is the map the slot holds already.
  */
-static void keep_unchanged(struct moat_maps *m, unsigned live_gen,
-			   const struct moat_gen_config *live, const struct moat_image *next,
-			   int fds[IN_COUNT], unsigned *nkept)
+static int slot_maps(struct moat_maps *m, const struct moat_image *img,
+		     const struct moat_rule_info *infos, unsigned slot, bool quiet,
+		     int fds[IN_COUNT], bool installed[IN_COUNT], unsigned *in_place)
 {
-	static const int slot[3] = { IN_LPM4, IN_LPM6, IN_HASH6 };
-	int outer[3] = { m->gen_lpm4, m->gen_lpm6, m->gen_hash6 };
-	size_t entries[3] = { next->nlpm4, next->nlpm6, next->nhash6 };
-	int k;
+	int outer[IN_COUNT];
+	size_t i;
 
-	for (k = 0; k < 3; k++) {
-		/* (an empty map costs nothing to make) */
-		if (!entries[k] || live->digest[k] != next->cfg.digest[k])
+	outer_maps(m, outer);
+	for (i = 0; i < IN_COUNT; i++) {
+		struct array_image a;
+
+		installed[i] = fds[i] >= 0;
+		if (fds[i] >= 0)
 			continue;
-		fds[slot[k]] = map_inner_fd(outer[k], live_gen);
-		if (fds[slot[k]] >= 0)
-			(*nkept)++;
+		if (!is_array(i)) {
+			fds[i] = addr_map_build(img, i == IN_LPM4 ? ADDR_LPM4 :
+						     i == IN_LPM6 ? ADDR_LPM6 : ADDR_HASH6);
+		} else {
+			a = array_image(img, infos, i);
+			fds[i] = quiet ? own_array(outer[i], slot, &a) : -1;
+			if (fds[i] >= 0 &&
+			    map_rewrite_mapped(fds[i], a.vals, a.n, a.vsize, a.max_entries) == 0) {
+				installed[i] = true;
+				(*in_place)++;
+				continue;
+			}
+			if (fds[i] >= 0)
+				close(fds[i]);
+			fds[i] = array_build(&a);
+		}
+		if (fds[i] < 0)
+			return fds[i];
 	}
-	/* The /24 front tables are painted from the trie's contents: a kept
-	 * trie keeps them too (filling 64 MiB a field is not free either). */
-	if (fds[IN_LPM4] >= 0 && next->ndir24 && live->dir24_mask == next->cfg.dir24_mask &&
-	    !memcmp(live->dir24_slice, next->cfg.dir24_slice, sizeof(live->dir24_slice))) {
-		fds[IN_DIR24] = map_inner_fd(m->gen_dir24, live_gen);
-		if (fds[IN_DIR24] >= 0)
-			(*nkept)++;
-	}
+	return 0;
 }
 
-int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
-	      struct gen_apply_info *info)
+/* After the switch: the other slot gets arrays of the right shape where it
+ * has none (the first reload after attach finds them there). */
+static int complete_other(struct moat_maps *m, const struct moat_image *img,
+			  const struct moat_rule_info *infos, unsigned other)
 {
-	int outer[IN_COUNT] = { m->gen_lpm4,  m->gen_lpm6, m->gen_l4,	 m->gen_dir4,
-				m->gen_hash6, m->gen_vecs, m->gen_words, m->gen_words_more,
-				m->gen_rules, m->gen_dir24 };
+	int outer[IN_COUNT];
+	__u32 slot = other;
+	size_t i;
+	int rc = 0;
+
+	outer_maps(m, outer);
+	for (i = 0; i < IN_COUNT; i++) {
+		struct array_image a;
+		int fd;
+
+		if (!is_array(i))
+			continue;
+		a = array_image(img, infos, i);
+		fd = own_array(outer[i], other, &a);
+		if (fd < 0) {
+			fd = array_build(&a);
+			if (fd < 0) {
+				rc = fd;
+				continue;
+			}
+			if (bpf_map_update_elem(outer[i], &slot, &fd, BPF_ANY))
+				rc = -errno;
+		}
+		close(fd);
+	}
+	return rc;
+}
+
+static int apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
+		 struct gen_apply_info *info, bool spare)
+{
 	int fds[IN_COUNT] = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
+	int outer[IN_COUNT];
+	bool installed[IN_COUNT];
 	struct moat_gen_config live_cfg;
 	struct moat_image img;
+	struct moat_rule_info *infos = NULL;
 	struct bpf_map_info minfo = { 0 };
 	__u32 minfo_len = sizeof(minfo);
 	uint8_t *used_new = NULL;
-	unsigned live_gen = 0, nkept = 0;
-	bool live_ok;
+	struct addr_plan plan;
+	unsigned live_gen = 0, in_place;
 	__u32 zero = 0, idle;
-	double t0 = now_ms(), t1;
+	double t0 = now_ms(), t1, t2;
 	size_t i;
 	int rc;
 
+	outer_maps(m, outer);
+	memset(&plan, 0, sizeof(plan));
+	for (i = 0; i < ADDR_NMAPS; i++)
+		plan.idle_fds[i] = -1;
+	for (i = 0; i < MOAT_ADDR_KINDS; i++)
+		plan.k[i].shadow_fd = -1;
 	rc = compile_ruleset(rs, &img, d);
 	if (rc)
 		return rc;
 	t1 = now_ms();
 
 	rc = gen_live(m, &live_gen, &live_cfg);
-	live_ok = rc == 0;
 	idle = rc == 0 ? !live_gen : 0;
 	/* A new epoch: decisions cached for the old rules never apply. */
 	img.cfg.epoch = rc == 0 ? live_cfg.epoch + 1 : 1;
@@ -417,22 +482,40 @@ int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 		goto out;
 	}
 	used_new = calloc(minfo.max_entries, 1);
-	if (!used_new) {
+	infos = calloc(img.nrules ? img.nrules : 1, sizeof(*infos));
+	if (!used_new || !infos) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	rc = assign_slots(m, &img, d, used_new, minfo.max_entries);
 	if (rc)
 		goto out;
+	for (i = 0; i < img.nrules; i++)
+		infos[i] = img.rules[i].info;
 
-	if (live_ok)
-		keep_unchanged(m, live_gen, &live_cfg, &img, fds, &nkept);
-	rc = build_inner_maps(&img, fds);
+	rc = addr_plan_make(m, &img, spare, &plan);
+	if (!rc)
+		rc = addr_update_idle(m, &plan, idle);
+	if (rc) {
+		diags_add(d, DIAG_ERROR, NULL, 0, 0, "planning the address maps: %s",
+			  strerror(-rc));
+		goto out;
+	}
+	for (i = 0; i < ADDR_NMAPS; i++) {
+		fds[addr_in[i]] = plan.idle_fds[i];
+		plan.idle_fds[i] = -1;
+	}
+	in_place = plan.in_place;
+	rc = slot_maps(m, &img, infos, idle, addr_slot_quiet(&plan, idle), fds, installed,
+		       &in_place);
 	if (rc) {
 		diags_add(d, DIAG_ERROR, NULL, 0, 0, "creating the rule maps: %s", strerror(-rc));
 		goto out;
 	}
+	/* (each update of a map-of-maps waits for an RCU grace period) */
 	for (i = 0; i < IN_COUNT; i++) {
+		if (installed[i])
+			continue;
 		if (bpf_map_update_elem(outer[i], &idle, &fds[i], BPF_ANY)) {
 			rc = -errno;
 			diags_add(d, DIAG_ERROR, NULL, 0, 0, "installing generation %u: %s%s", idle,
@@ -451,20 +534,49 @@ int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 			  strerror(-rc));
 		goto out;
 	}
+	t2 = now_ms();
 	release_slots(m, used_new, minfo.max_entries);
+	/* The new rules are in force; what fails from here on costs only the
+	 * next reload its in-place updates. */
+	rc = addr_sync_other(m, &plan, &img, !idle);
+	if (spare) {
+		int err = complete_other(m, &img, infos, !idle);
+
+		rc = rc ? rc : err;
+	}
+	if (rc)
+		diags_add(d, DIAG_WARNING, NULL, 0, 0,
+			  "the rules are in force, but keeping the other generation's maps in "
+			  "step failed (%s): the next reload builds them anew",
+			  strerror(-rc));
 	if (info) {
 		info->gen = idle;
 		info->compile_ms = t1 - t0;
-		info->load_ms = now_ms() - t1;
+		info->load_ms = t2 - t1;
+		info->sync_ms = now_ms() - t2;
 		info->map_bytes = image_bytes(&img);
-		info->maps_kept = nkept;
+		info->maps_in_place = in_place;
 	}
 	rc = 0;
 out:
+	addr_plan_free(&plan);
 	for (i = 0; i < IN_COUNT; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	free(used_new);
+	free(infos);
 	image_free(&img);
 	return rc;
+}
+
+int gen_apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
+	      struct gen_apply_info *info)
+{
+	return apply(m, rs, d, info, true);
+}
+
+int gen_apply_once(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
+		   struct gen_apply_info *info)
+{
+	return apply(m, rs, d, info, false);
 }

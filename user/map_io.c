@@ -184,21 +184,37 @@ out:
 	return rc;
 }
 
-int map_rewrite_mapped(int fd, const uint64_t *vals, size_t n)
+/* Make @len bytes at @dst equal to @src (zeros when NULL), a page's worth
+ * at a time: reading is cheaper than writing (a write dirties the line),
+ * and most of a large table is unchanged. */
+static void sync_bytes(char *dst, const char *src, size_t len)
+{
+	static const char zero[4096];
+	size_t i;
+
+	for (i = 0; i < len; i += sizeof(zero)) {
+		size_t cnt = len - i < sizeof(zero) ? len - i : sizeof(zero);
+		const char *want = src ? src + i : zero;
+
+		if (memcmp(dst + i, want, cnt))
+			memcpy(dst + i, want, cnt);
+	}
+}
+
+int map_rewrite_mapped(int fd, const void *vals, size_t n, size_t vsize, size_t total)
 {
 	long page = sysconf(_SC_PAGESIZE);
-	size_t len, i;
-	uint64_t *area;
+	size_t len;
+	char *area;
 
-	if (!n)
-		return 0;
-	len = (n * sizeof(*vals) + page - 1) / page * page;
+	if (vsize % 8 || n > total)
+		return -EINVAL; /* (values sit round_up(vsize, 8) apart) */
+	len = (total * vsize + page - 1) / page * page;
 	area = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (area == MAP_FAILED)
 		return -errno;
-	for (i = 0; i < n; i++)
-		if (area[i] != vals[i])
-			area[i] = vals[i];
+	sync_bytes(area, vals, n * vsize);
+	sync_bytes(area + n * vsize, NULL, (total - n) * vsize);
 	munmap(area, len);
 	return 0;
 }

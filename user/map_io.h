@@ -50,10 +50,11 @@ int map_delete_keys(int fd, const void *keys, size_t ksize, __u32 n);
 int map_fill_mapped(int fd, const void *vals, size_t n, size_t vsize);
 
 /*
- * Make the first @n 8-byte values of BPF_F_MMAPABLE array map @fd equal to
- * @vals, storing only those that differ (an idle map updated in place).
+ * Rewrite BPF_F_MMAPABLE array map @fd of @total values of @vsize bytes (a
+ * multiple of 8) in place: the first @n become @vals, the rest zero. Only
+ * the pages that differ are written.
  */
-int map_rewrite_mapped(int fd, const uint64_t *vals, size_t n);
+int map_rewrite_mapped(int fd, const void *vals, size_t n, size_t vsize, size_t total);
 
 /*
  * Write @n image entries of @stride bytes (key of @ksize bytes at 0, a u32

@@ -119,13 +119,15 @@ struct {
 	});
 } gen_dir24 SEC(".maps");
 
-/* IPv6 hash tables, see MOAT_HASH6_LENS. */
+/* IPv6 hash tables, see MOAT_HASH6_LENS. Not preallocated: each
+ * generation keeps its own, with room to grow in place (user/addr_sync.c). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, MOAT_GENERATIONS);
 	__type(key, __u32);
 	__array(values, struct {
 		__uint(type, BPF_MAP_TYPE_HASH);
+		__uint(map_flags, BPF_F_NO_PREALLOC);
 		__uint(max_entries, 1);
 		__uint(key_size, sizeof(struct moat_lpm6_key));
 		__uint(value_size, sizeof(__u32));
@@ -173,6 +175,22 @@ struct {
 		__uint(value_size, sizeof(__u64));
 	});
 } gen_words_more SEC(".maps");
+
+/* Read by no program: what the address maps (gen_lpm4, gen_lpm6,
+ * gen_hash6, one inner map per MOAT_ADDR_KINDS) of both generations hold,
+ * so that a reload updates them in place (user/addr_sync.c). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MOAT_ADDR_KINDS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_ARRAY);
+		__uint(max_entries, 1);
+		__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+		__uint(key_size, sizeof(__u32));
+		__uint(value_size, sizeof(__u64));
+	});
+} gen_shadow SEC(".maps");
 
 /* Rules by table position: number, action, counter slot. Fixed size,
  * so lookups are inlined. */

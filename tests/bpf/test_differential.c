@@ -31,7 +31,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <bpf/bpf.h>
 
+#include "addr_sync.h"
 #include "datapath.h"
 #include "dir4.h"
 #include "dp_load.h"
@@ -238,9 +240,10 @@ static int diff_apply(const struct ruleset *rs, bool report)
 	int err;
 
 	diags_init(&d);
-	err = moat_inst_apply(diff_inst, rs, &d);
+	/* as `moat reload` does: both generations keep maps, updated in place */
+	err = gen_apply(moat_inst_maps(diff_inst), rs, &d, NULL);
 	if (err && report) {
-		printf("# moat_inst_apply: %s\n", strerror(-err));
+		printf("# gen_apply: %s\n", strerror(-err));
 		diags_print(&d, stdout);
 	}
 	diags_free(&d);
@@ -421,6 +424,10 @@ static void test_differential_nacl(void **state)
 						  ADDR_TABLES_AUTO;
 		trie_sets += addr_tables_mode == ADDR_TABLES_NEVER;
 		front_sets += addr_tables_mode == ADDR_TABLES_FRONT;
+		/* Every other set is written over the one before in place,
+		 * however much differs (tries and hashes by deletes and
+		 * updates); the rest where that is cheaper. */
+		addr_update_mode = idx % 2 ? ADDR_UPDATE_ALWAYS : ADDR_UPDATE_AUTO;
 		err = diff_apply(&rs, true);
 		if (err) {
 			printf("# set %zu (seed %llu, %zu rules) was not applied\n", idx,
@@ -473,6 +480,7 @@ static void test_differential_nacl(void **state)
 	       "%zu with IPv4 tries behind /24 front tables\n",
 	       sets - trie_sets - front_sets, trie_sets, front_sets);
 	addr_tables_mode = ADDR_TABLES_AUTO;
+	addr_update_mode = ADDR_UPDATE_AUTO;
 	assert_int_equal(mismatches, 0);
 }
 
@@ -676,63 +684,93 @@ static void test_decision_cache_epochs(void **state)
 		ruleset_free(&rs[k]);
 }
 
-/*
- * A reload whose address trie would be the same keeps the live one (shared
- * by both generations); one that changes it builds a new one. Checked by
- * the loader's count and by judging packets against the reference after
- * each step: a first set (nothing to keep), a ports-only change (kept),
- * a prefix added to the set (rebuilt, and the new prefix is in force).
- */
-static void test_keep_address_maps(void **state)
+/* Id of the inner map in slot @slot of map-of-maps @outer (0: none). */
+static __u32 slot_map_id(int outer, unsigned slot)
 {
-	const char *port_rules[3] = { "dport 80", "dport 8080", "dport 8080" };
-	char set_path[] = "/tmp/moat-diff-keep.XXXXXX";
-	int fd = mkstemp(set_path), step, i, dir;
-	unsigned want_kept[3] = { 0, 1, 0 };
+	__u32 key = slot, id = 0;
+
+	if (bpf_map_lookup_elem(outer, &key, &id))
+		return 0;
+	return id;
+}
+
+/*
+ * A reload updates the idle generation's maps in place: its trie keeps its
+ * map (same id) through a ports-only change, a prefix added, prefixes
+ * removed; with in-place updates off, or after a rule set applied once
+ * (no second copy kept, so nothing vouches for the idle maps), the trie is
+ * built anew. After every step, packets are judged against the reference
+ * (a stale entry left in the trie, or one missing, shows as a mismatch).
+ */
+static void test_address_maps_in_place(void **state)
+{
+	enum { STEPS = 7 };
+	const char *ports[STEPS] = { "80", "8080", "8080", "8080", "8080", "443", "443" };
+	/* 1: same map as before the step (updated in place); 0: a new one */
+	const int want_same[STEPS] = { -1, 1, 1, 1, 0, -1, 0 };
+	char set_path[] = "/tmp/moat-diff-inplace.XXXXXX";
+	struct moat_maps *m = moat_inst_maps(diff_inst);
+	int fd = mkstemp(set_path), step, i, dir, first = 0;
 	struct randgen g;
 	FILE *set;
 
 	assert_true(fd >= 0);
-	set = fdopen(fd, "w");
-	assert_non_null(set);
-	for (i = 0; i < 3000; i++)
-		fprintf(set, "%d.%d.%d.0/24\n", 20 + i / 65536, (i / 256) % 256, i % 256);
-	fclose(set);
+	close(fd);
 	addr_tables_mode = ADDR_TABLES_NEVER; /* the set stays in the trie */
 	randgen_seed(&g, cfg.seed ^ 0x6b656570);
-	for (step = 0; step < 3; step++) {
-		struct gen_apply_info info;
+	for (step = 0; step < STEPS; step++) {
+		struct gen_apply_info info = { 0 };
+		unsigned live = 0, idle;
+		struct moat_gen_config cfg_live;
+		__u32 before;
 		struct ruleset rs;
 		struct diags d;
 		char text[512];
+		int err;
 
-		if (step == 2) { /* one more prefix: a different trie */
-			set = fopen(set_path, "a");
-			assert_non_null(set);
+		/* the set: 3,000 /24s, from step 3 on without the first 100;
+		 * from step 2 on one more, from step 4 on another */
+		if (step == 3)
+			first = 100;
+		set = fopen(set_path, "w");
+		assert_non_null(set);
+		for (i = first; i < 3000; i++)
+			fprintf(set, "%d.%d.%d.0/24\n", 20 + i / 65536, (i / 256) % 256, i % 256);
+		if (step >= 2)
 			fprintf(set, "198.18.77.0/24\n");
-			fclose(set);
-		}
+		if (step >= 4)
+			fprintf(set, "198.18.78.0/24\n");
+		fclose(set);
 		snprintf(text, sizeof(text),
 			 "set s file %s\n"
 			 "nacl in 10 deny all src @s\n"
-			 "nacl in 20 allow tcp %s\n"
+			 "nacl in 20 allow tcp dport %s\n"
 			 "nacl in 30 allow udp dport 53\n"
 			 "nacl out 10 allow all\n",
-			 set_path, port_rules[step]);
+			 set_path, ports[step]);
 		ruleset_init(&rs);
 		diags_init(&d);
-		assert_int_equal(rules_parse_text("keep", text, strlen(text), &rs, &d), 0);
-		assert_int_equal(gen_apply(moat_inst_maps(diff_inst), &rs, &d, &info), 0);
+		assert_int_equal(rules_parse_text("inplace", text, strlen(text), &rs, &d), 0);
+		idle = gen_live(m, &live, &cfg_live) == 0 ? !live : 0;
+		before = slot_map_id(m->gen_lpm4, idle);
+		addr_update_mode = step == 4 ? ADDR_UPDATE_NEVER : ADDR_UPDATE_AUTO;
+		err = step == 5 ? gen_apply_once(m, &rs, &d, &info) : gen_apply(m, &rs, &d, &info);
+		addr_update_mode = ADDR_UPDATE_AUTO;
 		diags_free(&d);
-		if (info.maps_kept != want_kept[step])
-			fail_msg("step %d: %u address maps kept, expected %u", step, info.maps_kept,
-				 want_kept[step]);
+		assert_int_equal(err, 0);
+		assert_int_equal(info.gen, idle);
+		if (want_same[step] >= 0 && (before == slot_map_id(m->gen_lpm4, idle)) != want_same[step])
+			fail_msg("step %d: the idle generation's trie was %s, expected %s", step,
+				 want_same[step] ? "built anew" : "updated in place",
+				 want_same[step] ? "updated in place" : "built anew");
+		if (want_same[step] == 1 && !info.maps_in_place)
+			fail_msg("step %d: no map counted as updated in place", step);
 		for (i = 0; i < 3000; i++) {
 			struct packet p = { .family = 4, .proto = randgen_below(&g, 2) ? 6 : 17,
 					    .tcp_flags = PKT_TCP_SYN };
 			uint32_t src = randgen_below(&g, 4) ?
 					       (uint32_t)(20 << 24) + randgen_below(&g, 3100 * 256) :
-					       0xc6124d00u + randgen_below(&g, 256); /* 198.18.77.x */
+					       0xc6124d00u + randgen_below(&g, 512); /* 198.18.77-78.x */
 			uint32_t dst = htonl(0xc6120101u);
 			struct diff_case c;
 
@@ -740,7 +778,7 @@ static void test_keep_address_maps(void **state)
 			memcpy(p.src, &src, 4);
 			memcpy(p.dst, &dst, 4);
 			p.sport = 1024 + randgen_below(&g, 1000);
-			p.dport = (uint16_t[]){ 80, 8080, 53 }[randgen_below(&g, 3)];
+			p.dport = (uint16_t[]){ 80, 8080, 443, 53 }[randgen_below(&g, 4)];
 			for (dir = RULE_DIR_IN; dir <= RULE_DIR_OUT; dir++) {
 				if (!diff_judge(&rs, (enum rule_dir)dir, &p, &c)) {
 					diff_print_case(&rs, (enum rule_dir)dir, &p, &c);
@@ -886,9 +924,9 @@ static void test_decision_cache_epochs_run(void **state)
 	run_or_skip(test_decision_cache_epochs, state);
 }
 
-static void test_keep_address_maps_run(void **state)
+static void test_address_maps_in_place_run(void **state)
 {
-	run_or_skip(test_keep_address_maps, state);
+	run_or_skip(test_address_maps_in_place, state);
 }
 
 static void test_words_past_fast_array_run(void **state)
@@ -903,7 +941,7 @@ int main(void)
 		cmocka_unit_test(test_differential_nacl_run),
 		cmocka_unit_test(test_mixed_lookups_run),
 		cmocka_unit_test(test_decision_cache_epochs_run),
-		cmocka_unit_test(test_keep_address_maps_run),
+		cmocka_unit_test(test_address_maps_in_place_run),
 		cmocka_unit_test(test_words_past_fast_array_run),
 	};
 

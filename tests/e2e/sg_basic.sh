@@ -41,14 +41,28 @@ stats_json() { nt_moat stats "$IFA" --json; }
 
 # ct_entry ADDR1 ADDR2 PORT < ct.json: the smallest JSON object that mentions
 # both addresses and the port (one entry, whatever its field names); empty if
-# there is none.
+# there is none. Tokens match whole values ("ADDR:PORT" strings count as both
+# parts; integers as their digits), never digits inside a float.
 ct_entry() {
 	python3 -c '
 import json, sys
 toks = sys.argv[1:]
+def values(o, out):
+    if isinstance(o, dict):
+        o = list(o.values())
+    if isinstance(o, list):
+        for v in o:
+            values(v, out)
+    elif isinstance(o, str):
+        out.add(o)
+        host, _, port = o.rpartition(":")
+        if host and port.isdigit():
+            out.update((host.strip("[]"), port))
+    elif isinstance(o, int) and not isinstance(o, bool):
+        out.add(str(o))
+    return out
 def has(o):
-    s = json.dumps(o)
-    return all(t in s for t in toks)
+    return set(toks) <= values(o, set())
 def smallest(x):
     kids = list(x.values()) if isinstance(x, dict) else x if isinstance(x, list) else []
     for k in kids:

@@ -799,6 +799,46 @@ static void test_set_file_errors(void **state)
 	diags_free(&d);
 }
 
+/* IPv4 spellings: the common form is read without inet_pton, and must
+ * accept and refuse exactly what inet_pton does. */
+static void test_set_file_ipv4_spellings(void **state)
+{
+	struct ruleset rs;
+	struct diags d;
+	char expected[4096];
+	const char *set, *rules;
+
+	set = write_file("v4-good.txt", "0.0.0.0/0\n255.255.255.255\n203.0.113.0/24\n10.0.0.0\n");
+	rules = write_file("v4-good.rules", "set g file v4-good.txt\nnacl in 1 deny all src @g\n");
+	diags_init(&d);
+	assert_int_equal(rules_parse_file(rules, &rs, &d), 0);
+	assert_int_equal(rs.sets[0].n, 4);
+	assert_prefix(&rs.sets[0].prefixes[0], "0.0.0.0/0");
+	assert_prefix(&rs.sets[0].prefixes[1], "255.255.255.255/32");
+	assert_prefix(&rs.sets[0].prefixes[2], "203.0.113.0/24");
+	assert_prefix(&rs.sets[0].prefixes[3], "10.0.0.0/32");
+	ruleset_free(&rs);
+	diags_free(&d);
+
+	set = write_file("v4-bad.txt", "10.0.0.256/32\n010.0.0.0/8\n1.2.3/24\n1.2.3.4.5\n1..2.3\n"
+				       "1.2.3.4/\n1234.0.0.0/8\n");
+	rules = write_file("v4-bad.rules", "set b file v4-bad.txt\nnacl in 1 deny all src @b\n");
+	diags_init(&d);
+	assert_int_equal(rules_parse_file(rules, &rs, &d), -EINVAL);
+	snprintf(expected, sizeof(expected),
+		 "%s:1:1: error: expected an IPv4 or IPv6 prefix, found '10.0.0.256/32'\n"
+		 "%s:2:1: error: expected an IPv4 or IPv6 prefix, found '010.0.0.0/8'\n"
+		 "%s:3:1: error: expected an IPv4 or IPv6 prefix, found '1.2.3/24'\n"
+		 "%s:4:1: error: expected an IPv4 or IPv6 prefix, found '1.2.3.4.5'\n"
+		 "%s:5:1: error: expected an IPv4 or IPv6 prefix, found '1..2.3'\n"
+		 "%s:6:1: error: prefix length in '1.2.3.4/' must be 0-32 for IPv4\n"
+		 "%s:7:1: error: expected an IPv4 or IPv6 prefix, found '1234.0.0.0/8'\n",
+		 set, set, set, set, set, set, set);
+	assert_diags(&d, expected);
+	assert_empty(&rs);
+	diags_free(&d);
+}
+
 static void test_set_file_unreadable(void **state)
 {
 	struct ruleset rs;
@@ -1250,6 +1290,7 @@ int main(void)
 		cmocka_unit_test(test_unclosed_brace_does_not_swallow),
 		cmocka_unit_test(test_set_file_good),
 		cmocka_unit_test(test_set_file_errors),
+		cmocka_unit_test(test_set_file_ipv4_spellings),
 		cmocka_unit_test(test_set_file_unreadable),
 		cmocka_unit_test(test_set_file_too_large),
 		cmocka_unit_test(test_set_file_million),
