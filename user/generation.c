@@ -1,18 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * generation.c - build a generation's inner maps and switch to it.
+ * generation.c - write a generation's inner maps and switch to it.
  *
  * Order of work, so that a crash at any point changes nothing in force:
  *   1. compile (pure);
- *   2. create fresh inner maps sized to the image and fill them (they
- *      belong to this process until step 3, so a crash frees them);
- *   3. put them into the idle generation's slots of the gen_* outer maps
- *      and write gen_config[idle] (no packet reads the idle generation);
- *   4. one update of active_gen switches every packet to the new set;
- *   5. counter slots the old set used alone are released.
- * A packet reads active_gen once, so it never sees a mix. Inner maps the
- * switch replaces are freed by the kernel after an RCU grace period, so a
- * packet still running on the old generation keeps valid maps.
+ *   2. bring the idle generation's inner maps to the new rules: rewritten
+ *      in place when no packet reads them any more (addr_sync.c tells),
+ *      else new maps, put into the idle slots of the gen_* outer maps;
+ *      then gen_config[idle] (no packet reads the idle generation);
+ *   3. one update of active_gen switches every packet to the new set;
+ *   4. counter slots the old set used alone are released;
+ *   5. after an RCU grace period, the old generation's tries are brought
+ *      in step too (addr_sync.c), so the next reload rewrites them in place.
+ * A packet reads active_gen once, so it never sees a mix. A new inner map
+ * replaces an old one only in the idle slot, and the kernel frees the old
+ * one after a grace period.
  */
 #include <errno.h>
 #include <stdbool.h>
