@@ -26,6 +26,7 @@
  * bits of the slots that hold its entries once the grace period is over,
  * so a command that dies half-way only costs the next reload full builds.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -80,9 +81,22 @@ static void image_entries(const struct moat_image *img, unsigned k, const char *
  * leads the key) - the order compile emits a field's prefixes in. */
 static int cmp_key(const void *a, const void *b, void *ksize)
 {
-	int c = memcmp((const char *)a + 4, (const char *)b + 4, *(size_t *)ksize - 4);
 	uint32_t la, lb;
+	int c;
 
+	if (*(size_t *)ksize == sizeof(struct moat_lpm4_key)) {
+		/* tag and address as one big-endian number: no memcmp call
+		 * for each of a million IPv4 entries */
+		uint64_t x, y;
+
+		memcpy(&x, (const char *)a + 4, 8);
+		memcpy(&y, (const char *)b + 4, 8);
+		x = be64toh(x);
+		y = be64toh(y);
+		c = (x > y) - (x < y);
+	} else {
+		c = memcmp((const char *)a + 4, (const char *)b + 4, *(size_t *)ksize - 4);
+	}
 	if (c)
 		return c;
 	memcpy(&la, a, 4);

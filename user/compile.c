@@ -276,24 +276,43 @@ size_t compile_table_order(const struct ruleset *rs, enum rule_stage stage, enum
 static int compile_proto(struct moat_image *img, const struct rule **order, size_t n, size_t nw,
 			 uint32_t base)
 {
-	uint64_t bits[W_MAX];
+	uint64_t any[W_MAX], bits[W_MAX];
+	bool named[256] = { false };
+	uint32_t any_vid;
 	int proto, state, err;
 	size_t pos;
 
-	for (proto = 0; proto < 256; proto++) {
-		for (state = MOAT_L4_PLAIN; state <= MOAT_L4_NOHDR; state++) {
-			memset(bits, 0, nw * sizeof(*bits));
+	for (pos = 0; pos < n; pos++)
+		if (order[pos]->proto != RULE_PROTO_ALL)
+			named[order[pos]->proto & 0xff] = true;
+	for (state = MOAT_L4_PLAIN; state <= MOAT_L4_NOHDR; state++) {
+		/* The rules of every protocol; protocols no rule names have
+		 * just these (interned once, not 256 times). */
+		memset(any, 0, nw * sizeof(*any));
+		for (pos = 0; pos < n; pos++) {
+			const struct rule *r = order[pos];
+
+			if (r->proto == RULE_PROTO_ALL && (!r->established || state == MOAT_L4_ACKRST))
+				bit_set(any, pos);
+		}
+		err = vec_intern(img, any, nw, &any_vid);
+		if (err)
+			return err;
+		for (proto = 0; proto < 256; proto++) {
+			uint32_t *slot = &img->l4[base + MOAT_L4_OFF_PROTO + proto * 4 + state];
+
+			if (!named[proto]) {
+				*slot = any_vid;
+				continue;
+			}
+			memcpy(bits, any, nw * sizeof(*bits));
 			for (pos = 0; pos < n; pos++) {
 				const struct rule *r = order[pos];
 
-				if (r->proto != RULE_PROTO_ALL && r->proto != proto)
-					continue;
-				if (r->established && state != MOAT_L4_ACKRST)
-					continue;
-				bit_set(bits, pos);
+				if (r->proto == proto && (!r->established || state == MOAT_L4_ACKRST))
+					bit_set(bits, pos);
 			}
-			err = vec_intern(img, bits, nw,
-					 &img->l4[base + MOAT_L4_OFF_PROTO + proto * 4 + state]);
+			err = vec_intern(img, bits, nw, slot);
 			if (err)
 				return err;
 		}

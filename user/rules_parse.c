@@ -270,20 +270,20 @@ static enum pfx_err parse_prefix(const char *s, size_t len, struct rule_prefix *
 		return PFX_NOT_ADDR;
 	slash = memchr(s, '/', len);
 	alen = slash ? (size_t)(slash - s) : len;
-	memcpy(buf, s, alen);
-	buf[alen] = '\0';
-
-	if (parse_ipv4_quad(buf, alen, p->addr) || inet_pton(AF_INET, buf, p->addr) == 1) {
+	if (parse_ipv4_quad(s, alen, p->addr)) {
 		p->family = 4;
-		max = 32;
-		af = AF_INET;
-	} else if (inet_pton(AF_INET6, buf, p->addr) == 1) {
-		p->family = 6;
-		max = 128;
-		af = AF_INET6;
 	} else {
-		return PFX_NOT_ADDR;
+		memcpy(buf, s, alen);
+		buf[alen] = '\0';
+		if (inet_pton(AF_INET, buf, p->addr) == 1)
+			p->family = 4;
+		else if (inet_pton(AF_INET6, buf, p->addr) == 1)
+			p->family = 6;
+		else
+			return PFX_NOT_ADDR;
 	}
+	max = p->family == 4 ? 32 : 128;
+	af = p->family == 4 ? AF_INET : AF_INET6;
 
 	plen = max;
 	if (slash && parse_uint(slash + 1, len - alen - 1, max, &plen)) {
@@ -293,6 +293,15 @@ static enum pfx_err parse_prefix(const char *s, size_t len, struct rule_prefix *
 	}
 	p->len = (uint8_t)plen;
 
+	if (p->family == 4) { /* the common case, without the byte loop */
+		uint32_t a = (uint32_t)p->addr[0] << 24 | p->addr[1] << 16 | p->addr[2] << 8 |
+			     p->addr[3];
+
+		uint32_t host = p->len >= 32 ? 0 : p->len ? a << p->len : a;
+
+		if (!host)
+			return PFX_OK;
+	}
 	prefix_mask(p->addr, p->len, net, host);
 	if (memcmp(net, p->addr, sizeof(net))) {
 		struct rule_prefix fixed = *p;
