@@ -221,18 +221,27 @@ static int plan_kind(struct moat_maps *m, const struct moat_image *img, unsigned
 	return 0;
 }
 
+void addr_plan_init(struct addr_plan *p)
+{
+	unsigned k;
+
+	memset(p, 0, sizeof(*p));
+	for (k = 0; k < ADDR_NMAPS; k++)
+		p->idle_fds[k] = -1;
+	for (k = 0; k < MOAT_ADDR_KINDS; k++) {
+		p->k[k].shadow_fd = -1;
+		p->spare_fds[k] = -1;
+	}
+}
+
 int addr_plan_make(struct moat_maps *m, const struct moat_image *img, bool spare,
 		   struct addr_plan *p)
 {
 	unsigned k;
 	int rc = 0;
 
-	memset(p, 0, sizeof(*p));
+	addr_plan_init(p);
 	p->spare = spare;
-	for (k = 0; k < ADDR_NMAPS; k++)
-		p->idle_fds[k] = -1;
-	for (k = 0; k < MOAT_ADDR_KINDS; k++)
-		p->k[k].shadow_fd = -1;
 	for (k = 0; k < MOAT_ADDR_KINDS && !rc; k++) {
 		if (spare) {
 			rc = plan_kind(m, img, k, &p->k[k]);
@@ -252,13 +261,23 @@ int addr_plan_make(struct moat_maps *m, const struct moat_image *img, bool spare
 	return rc;
 }
 
+static void join_builder(struct addr_plan *p)
+{
+	if (p->building)
+		pthread_join(p->builder, NULL);
+	p->building = false;
+}
+
 void addr_plan_free(struct addr_plan *p)
 {
 	unsigned k;
 
+	join_builder(p);
 	for (k = 0; k < MOAT_ADDR_KINDS; k++) {
 		struct addr_kind_plan *kp = &p->k[k];
 
+		if (p->spare_fds[k] >= 0)
+			close(p->spare_fds[k]);
 		if (kp->shadow_area)
 			munmap(kp->shadow_area, kp->shadow_len);
 		if (kp->shadow_fd >= 0)
@@ -271,7 +290,7 @@ void addr_plan_free(struct addr_plan *p)
 	for (k = 0; k < ADDR_NMAPS; k++)
 		if (p->idle_fds[k] >= 0)
 			close(p->idle_fds[k]);
-	memset(p, 0, sizeof(*p));
+	addr_plan_init(p);
 }
 
 /* Is updating in place worth it? An update costs about what an insert
@@ -416,6 +435,39 @@ int addr_map_build(const struct moat_image *img, enum addr_map which)
 	return rc ? rc : fd;
 }
 
+static void *build_spares(void *arg)
+{
+	struct addr_plan *p = arg;
+	unsigned k;
+
+	for (k = 0; k < MOAT_ADDR_KINDS; k++)
+		if (p->spare_kinds >> k & 1)
+			p->spare_fds[k] = addr_map_build(p->spare_img, k);
+	return NULL;
+}
+
+void addr_prebuild_other(struct moat_maps *m, struct addr_plan *p, const struct moat_image *img,
+			 unsigned other)
+{
+	unsigned k;
+
+	if (!p->spare)
+		return;
+	for (k = 0; k < MOAT_ADDR_KINDS; k++) {
+		int fd = in_place_candidate(m, &p->k[k], k, other);
+
+		if (fd >= 0)
+			close(fd);
+		else
+			p->spare_kinds |= 1u << k;
+	}
+	p->spare_img = img;
+	if (p->spare_kinds && pthread_create(&p->builder, NULL, build_spares, p) == 0)
+		p->building = true;
+	else
+		p->spare_kinds = 0;
+}
+
 /* Wait until every program run that began before now has ended: XDP and
  * TC run inside RCU read-side sections, and MEMBARRIER_CMD_GLOBAL is a
  * synchronize_rcu(). */
@@ -478,20 +530,26 @@ int addr_sync_other(struct moat_maps *m, struct addr_plan *p, const struct moat_
 
 	if (!p->spare)
 		return 0;
-	/* Whatever the other slot holds is rewritten in place by the next
-	 * reload, so it must be free of packets first. */
+	join_builder(p);
+	/* Packets that read active_gen before the switch may still look up
+	 * the other slot's maps: it is touched, in place or by installing a
+	 * new map, only once they are done. Failing that, it is left alone
+	 * (its bits stay clear, so the next reload builds it anew). */
 	quiet = wait_for_readers() == 0;
-	for (k = 0; k < MOAT_ADDR_KINDS; k++) {
-		int fd = quiet ? in_place_candidate(m, &p->k[k], k, other) : -1;
+	for (k = 0; k < MOAT_ADDR_KINDS && quiet; k++) {
+		int fd = p->spare_fds[k];
 
-		if (fd >= 0) {
-			synced[k] = apply_delta(fd, &p->k[k]) == 0;
-			close(fd);
+		p->spare_fds[k] = -1;
+		if (fd < 0) {
+			fd = in_place_candidate(m, &p->k[k], k, other);
+			if (fd >= 0) {
+				synced[k] = apply_delta(fd, &p->k[k]) == 0;
+				close(fd);
+				if (synced[k])
+					continue;
+			}
+			fd = addr_map_build(img, k);
 		}
-		if (synced[k])
-			continue;
-		/* A new map: installing it needs no wait, no packet has seen it. */
-		fd = addr_map_build(img, k);
 		if (fd < 0) {
 			rc = fd;
 			continue;
@@ -502,9 +560,10 @@ int addr_sync_other(struct moat_maps *m, struct addr_plan *p, const struct moat_
 			synced[k] = true;
 		close(fd);
 	}
+	if (!quiet)
+		rc = -EAGAIN;
 	for (k = 0; k < MOAT_ADDR_KINDS; k++) {
-		int err = shadow_write(m, img, k, &p->k[k],
-				       1u << idle | (synced[k] && quiet ? 1u << other : 0));
+		int err = shadow_write(m, img, k, &p->k[k], 1u << idle | (synced[k] ? 1u << other : 0));
 
 		if (err && !rc)
 			rc = err;

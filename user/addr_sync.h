@@ -7,6 +7,7 @@
 #ifndef MOAT_ADDR_SYNC_H
 #define MOAT_ADDR_SYNC_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -46,7 +47,17 @@ struct addr_plan {
 	bool spare;		 /* keep both slots' maps (a rule set to be reloaded) */
 	int idle_fds[ADDR_NMAPS]; /* the idle slot's maps, updated in place (or -1) */
 	unsigned in_place;	 /* how many maps were updated rather than built */
+	/* new maps for the other slot, built in a thread of their own while
+	 * the idle slot is written, installed after the switch */
+	pthread_t builder;
+	bool building;
+	unsigned spare_kinds;
+	int spare_fds[MOAT_ADDR_KINDS];
+	const struct moat_image *spare_img;
 };
+
+/* An empty plan (nothing to free yet). */
+void addr_plan_init(struct addr_plan *p);
 
 /*
  * Read the shadows and work out, for each kind, the difference to @img's
@@ -68,6 +79,14 @@ bool addr_slot_quiet(const struct addr_plan *p, unsigned slot);
  * (-1 for the rest, which the caller builds with addr_map_build).
  */
 int addr_update_idle(struct moat_maps *m, struct addr_plan *p, unsigned idle);
+
+/*
+ * Start building, beside the rest of the reload, the maps slot @other will
+ * need anew after the switch (those it cannot take in place); @img must
+ * outlive the plan. Without a thread, addr_sync_other builds them itself.
+ */
+void addr_prebuild_other(struct moat_maps *m, struct addr_plan *p, const struct moat_image *img,
+			 unsigned other);
 
 /* A new map of kind @which filled with @img's contents: fd or -errno. */
 int addr_map_build(const struct moat_image *img, enum addr_map which);

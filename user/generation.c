@@ -464,11 +464,7 @@ static int apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 	int rc;
 
 	outer_maps(m, outer);
-	memset(&plan, 0, sizeof(plan));
-	for (i = 0; i < ADDR_NMAPS; i++)
-		plan.idle_fds[i] = -1;
-	for (i = 0; i < MOAT_ADDR_KINDS; i++)
-		plan.k[i].shadow_fd = -1;
+	addr_plan_init(&plan);
 	rc = compile_ruleset(rs, &img, d);
 	if (rc)
 		return rc;
@@ -507,6 +503,7 @@ static int apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 		fds[addr_in[i]] = plan.idle_fds[i];
 		plan.idle_fds[i] = -1;
 	}
+	addr_prebuild_other(m, &plan, &img, !idle);
 	in_place = plan.in_place;
 	rc = slot_maps(m, &img, infos, idle, addr_slot_quiet(&plan, idle), fds, installed,
 		       &in_place);
