@@ -304,27 +304,6 @@ static bool delta_worth(const struct addr_kind_plan *kp)
 	return kp->ndel + kp->nupd <= kp->n / 2 + 1024;
 }
 
-/* The map at @slot of @outer when it is not the one at the other slot too
- * (never written while another generation reads it): an fd, or -1. */
-static int own_map(int outer, unsigned slot, struct bpf_map_info *info)
-{
-	__u32 s = slot, o = !slot, id, other_id;
-	int fd;
-
-	if (bpf_map_lookup_elem(outer, &s, &id))
-		return -1;
-	if (!bpf_map_lookup_elem(outer, &o, &other_id) && other_id == id)
-		return -1;
-	fd = bpf_map_get_fd_by_id(id);
-	if (fd < 0)
-		return -1;
-	if (map_info(fd, info)) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static int apply_delta(int fd, const struct addr_kind_plan *kp)
 {
 	int rc = map_delete_keys(fd, kp->del_keys, kp->ksize, kp->ndel);
@@ -342,7 +321,7 @@ static int in_place_candidate(struct moat_maps *m, const struct addr_kind_plan *
 
 	if (!(kp->was_sync >> slot & 1) || !delta_worth(kp))
 		return -1;
-	fd = own_map(outer_of(m, k), slot, &info);
+	fd = map_slot_own(outer_of(m, k), slot, &info);
 	if (fd >= 0 && info.max_entries < kp->n) {
 		close(fd);
 		fd = -1;

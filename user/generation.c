@@ -350,18 +350,10 @@ static int array_build(const struct array_image *a)
 static int own_array(int outer, unsigned slot, const struct array_image *a)
 {
 	struct bpf_map_info info;
-	__u32 s = slot, o = !slot, id, other_id;
-	int fd;
+	int fd = map_slot_own(outer, slot, &info);
 
-	if (bpf_map_lookup_elem(outer, &s, &id))
-		return -1;
-	if (!bpf_map_lookup_elem(outer, &o, &other_id) && other_id == id)
-		return -1;
-	fd = bpf_map_get_fd_by_id(id);
-	if (fd < 0)
-		return -1;
-	if (map_info(fd, &info) || info.max_entries != a->max_entries ||
-	    info.value_size != a->vsize || info.map_flags != a->flags) {
+	if (fd >= 0 && (info.max_entries != a->max_entries || info.value_size != a->vsize ||
+			info.map_flags != a->flags)) {
 		close(fd);
 		return -1;
 	}

@@ -239,3 +239,22 @@ int map_info(int fd, struct bpf_map_info *info)
 	memset(info, 0, sizeof(*info));
 	return bpf_obj_get_info_by_fd(fd, info, &len) ? -errno : 0;
 }
+
+int map_slot_own(int outer_fd, __u32 slot, struct bpf_map_info *info)
+{
+	__u32 other = !slot, id, other_id;
+	int fd;
+
+	if (bpf_map_lookup_elem(outer_fd, &slot, &id))
+		return -1;
+	if (!bpf_map_lookup_elem(outer_fd, &other, &other_id) && other_id == id)
+		return -1;
+	fd = bpf_map_get_fd_by_id(id);
+	if (fd < 0)
+		return -1;
+	if (map_info(fd, info)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}

@@ -21,6 +21,13 @@ int map_inner_fd(int outer_fd, __u32 slot);
 int map_info(int fd, struct bpf_map_info *info);
 
 /*
+ * The inner map in slot @slot (0 or 1) of a generation-indexed map-of-maps
+ * when the other slot does not hold the same map (one map is never written
+ * while another generation reads it): an fd with its @info, or -1.
+ */
+int map_slot_own(int outer_fd, __u32 slot, struct bpf_map_info *info);
+
+/*
  * Read entries 0..@n-1 of array map @fd into @vals (@vsize bytes each; for
  * per-CPU maps, all CPUs' values) with batched lookups: one syscall per
  * few thousand entries instead of one per entry, which is what makes a
