@@ -125,6 +125,7 @@ static void shadow_open(struct moat_maps *m, unsigned k, struct addr_kind_plan *
 {
 	struct bpf_map_info info;
 	const struct shadow_head *h;
+	size_t i;
 
 	*old = NULL;
 	*nold = 0;
@@ -142,6 +143,12 @@ static void shadow_open(struct moat_maps *m, unsigned k, struct addr_kind_plan *
 	if (h->magic != SHADOW_MAGIC || h->esize != kp->esize ||
 	    h->n > (kp->shadow_len - sizeof(*h)) / kp->esize)
 		return;
+	/* The merge needs strictly ascending keys: a shadow written by
+	 * anything but moat vouches for nothing. */
+	for (i = 1; i < h->n; i++)
+		if (cmp_key(kp->shadow_area + sizeof(*h) + (i - 1) * kp->esize,
+			    kp->shadow_area + sizeof(*h) + i * kp->esize, &kp->ksize) >= 0)
+			return;
 	*old = kp->shadow_area + sizeof(*h);
 	*nold = h->n;
 	kp->was_sync = h->in_sync;
