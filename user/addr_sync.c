@@ -522,6 +522,7 @@ int addr_sync_other(struct moat_maps *m, struct addr_plan *p, const struct moat_
 	 * new map, only once they are done. Failing that, it is left alone
 	 * (its bits stay clear, so the next reload builds it anew). */
 	quiet = wait_for_readers() == 0;
+	p->other_quiet = quiet;
 	for (k = 0; k < MOAT_ADDR_KINDS && quiet; k++) {
 		int fd = p->spare_fds[k];
 

@@ -47,6 +47,7 @@ struct addr_plan {
 	bool spare;		 /* keep both slots' maps (a rule set to be reloaded) */
 	int idle_fds[ADDR_NMAPS]; /* the idle slot's maps, updated in place (or -1) */
 	unsigned in_place;	 /* how many maps were updated rather than built */
+	bool other_quiet;	 /* addr_sync_other saw the other slot's readers out */
 	/* new maps for the other slot, built in a thread of their own while
 	 * the idle slot is written, installed after the switch */
 	pthread_t builder;

@@ -403,8 +403,9 @@ static int slot_maps(struct moat_maps *m, const struct moat_image *img,
 	return 0;
 }
 
-/* After the switch: the other slot gets arrays of the right shape where it
- * has none (the first reload after attach finds them there). */
+/* After the switch and the grace period: the other slot gets arrays of the
+ * right shape where it has none (the first reload after attach finds them
+ * there to rewrite). */
 static int complete_other(struct moat_maps *m, const struct moat_image *img,
 			  const struct moat_rule_info *infos, unsigned other)
 {
@@ -530,7 +531,7 @@ static int apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 	/* The new rules are in force; what fails from here on costs only the
 	 * next reload its in-place updates. */
 	rc = addr_sync_other(m, &plan, &img, !idle);
-	if (spare) {
+	if (plan.other_quiet) {
 		int err = complete_other(m, &img, infos, !idle);
 
 		rc = rc ? rc : err;
