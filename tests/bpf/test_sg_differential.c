@@ -54,6 +54,7 @@
 
 #include "datapath.h"
 #include "dp_load.h"
+#include "generation.h"
 #include "packet.h"
 #include "pin.h"
 #include "randgen.h"
@@ -879,11 +880,13 @@ static void apply_rules(struct sgt *h, const struct ruleset *rs)
 	int err;
 
 	diags_init(&d);
-	err = moat_inst_apply(h->inst, rs, &d);
+	/* as `moat reload` does: both generations keep their maps, and a
+	 * reload rewrites the idle one's in place */
+	err = gen_apply(moat_inst_maps(h->inst), rs, &d, NULL);
 	if (err) {
 		diags_print(&d, stderr);
 		diags_free(&d);
-		fail_msg("moat_inst_apply: %s", strerror(-err));
+		fail_msg("gen_apply: %s", strerror(-err));
 	}
 	diags_free(&d);
 	assert_int_equal(sg_model_set_rules(&h->model, rs), 0);
