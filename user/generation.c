@@ -283,9 +283,19 @@ static void outer_maps(const struct moat_maps *m, int outer[IN_COUNT])
 	memcpy(outer, o, sizeof(o));
 }
 
+/* The address map kind of inner map @in, or ADDR_NMAPS for an array. */
+static enum addr_map addr_kind(int in)
+{
+	enum addr_map k;
+
+	for (k = 0; k < ADDR_NMAPS && addr_in[k] != in; k++)
+		;
+	return k;
+}
+
 static bool is_array(int in)
 {
-	return in != IN_LPM4 && in != IN_LPM6 && in != IN_HASH6;
+	return addr_kind(in) == ADDR_NMAPS;
 }
 
 /* An array map of a generation: its shape and its first @n values (the
@@ -382,8 +392,7 @@ static int slot_maps(struct moat_maps *m, const struct moat_image *img,
 		if (fds[i] >= 0)
 			continue;
 		if (!is_array(i)) {
-			fds[i] = addr_map_build(img, i == IN_LPM4 ? ADDR_LPM4 :
-						     i == IN_LPM6 ? ADDR_LPM6 : ADDR_HASH6);
+			fds[i] = addr_map_build(img, addr_kind(i));
 		} else {
 			a = array_image(img, infos, i);
 			fds[i] = quiet ? own_array(outer[i], slot, &a) : -1;

@@ -378,8 +378,8 @@ __noinline int moat_classify(const struct moat_pkt *p, const struct moat_gen_con
 	c.key.epoch = cfg->epoch;
 	c.key.table = table;
 	idx = decision_slot(&c.key);
-	entry = bpf_map_lookup_elem(&decision_cache, &idx);
-	if (entry && !moat_decision_cache_off && decision_key_equal(&entry->key, &c.key))
+	entry = moat_decision_cache_off ? 0 : bpf_map_lookup_elem(&decision_cache, &idx);
+	if (entry && decision_key_equal(&entry->key, &c.key))
 		return entry->result;
 	bpf_loop(MOAT_VEC_WORDS, classify_step, &c, 0);
 	/* Also in trace mode: every program instance has its own cache (it

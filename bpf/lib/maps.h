@@ -103,21 +103,27 @@ struct {
 	});
 } gen_dir4 SEC(".maps");
 
+/* An outer map of @n slots whose inner maps are mmapable arrays of 64-bit
+ * values sized to need (BPF_F_INNER_MAP: each may have its own
+ * max_entries); lookups into them are calls. */
+#define MOAT_U64_ARRAYS_SIZED_TO_NEED(n)                                             \
+	struct {                                                                     \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);                             \
+		__uint(max_entries, n);                                               \
+		__type(key, __u32);                                                   \
+		__array(values, struct {                                              \
+			__uint(type, BPF_MAP_TYPE_ARRAY);                              \
+			__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);           \
+			__uint(max_entries, 1);                                        \
+			__uint(key_size, sizeof(__u32));                               \
+			__uint(value_size, sizeof(__u64));                             \
+		});                                                                   \
+	}
+
 /* /24 front tables of large IPv4 trie fields (gen_config.dir24_mask), two
  * 32-bit entries per value; sized to need (64 MiB a field), so lookups are
  * calls. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, MOAT_GENERATIONS);
-	__type(key, __u32);
-	__array(values, struct {
-		__uint(type, BPF_MAP_TYPE_ARRAY);
-		__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-		__uint(max_entries, 1);
-		__type(key, __u32);
-		__type(value, __u64);
-	});
-} gen_dir24 SEC(".maps");
+MOAT_U64_ARRAYS_SIZED_TO_NEED(MOAT_GENERATIONS) gen_dir24 SEC(".maps");
 
 /* IPv6 hash tables, see MOAT_HASH6_LENS. Not preallocated: each
  * generation keeps its own, with room to grow in place (user/addr_sync.c). */
@@ -163,34 +169,12 @@ struct {
 	});
 } gen_words SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, MOAT_GENERATIONS);
-	__type(key, __u32);
-	__array(values, struct {
-		__uint(type, BPF_MAP_TYPE_ARRAY);
-		__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-		__uint(max_entries, 1);
-		__uint(key_size, sizeof(__u32));
-		__uint(value_size, sizeof(__u64));
-	});
-} gen_words_more SEC(".maps");
+MOAT_U64_ARRAYS_SIZED_TO_NEED(MOAT_GENERATIONS) gen_words_more SEC(".maps");
 
 /* Read by no program: what the address maps (gen_lpm4, gen_lpm6,
  * gen_hash6, one inner map per MOAT_ADDR_KINDS) of both generations hold,
  * so that a reload updates them in place (user/addr_sync.c). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, MOAT_ADDR_KINDS);
-	__type(key, __u32);
-	__array(values, struct {
-		__uint(type, BPF_MAP_TYPE_ARRAY);
-		__uint(max_entries, 1);
-		__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-		__uint(key_size, sizeof(__u32));
-		__uint(value_size, sizeof(__u64));
-	});
-} gen_shadow SEC(".maps");
+MOAT_U64_ARRAYS_SIZED_TO_NEED(MOAT_ADDR_KINDS) gen_shadow SEC(".maps");
 
 /* Rules by table position: number, action, counter slot. Fixed size,
  * so lookups are inlined. */
