@@ -113,12 +113,55 @@ enum moat_l4_state {
 #define MOAT_DIR4_SLOT(table, field) ((table) * 2 + (field))
 /*
  * IPv6 address fields whose prefixes come in at most MOAT_HASH6_LENS
- * distinct lengths are hash tables instead of a trie (`gen_hash6`): one
- * lookup per length, longest first, the first hit wins, which is exactly
- * the trie's longest match. Key: struct moat_lpm6_key with prefixlen = the
- * length (no tag bits), tag = the slot, the address with host bits zero.
+ * distinct lengths, and the prefixes longer than /24 of IPv4 fields with a
+ * /24 front table, are looked up in the address hash table instead of a
+ * trie: one lookup per length, longest first, the first hit wins, which is
+ * exactly the trie's longest match.
+ *
+ * The table (`gen_addr_hash`, one per generation) is built by moat, not by
+ * the kernel: an mmapable array of buckets, written through mmap, so a
+ * million prefixes cost a memory copy instead of a million map updates, and
+ * a reload rewrites only the pages that differ. Bucketed cuckoo hashing: a
+ * key sits in one of the MOAT_ADDR_SLOTS slots of its first bucket or, only
+ * when that one is full, of its second; a lookup reads at most two buckets,
+ * and one when the first has a free slot.
  */
 #define MOAT_HASH6_LENS 4
+struct moat_addr_slot {
+	/* the prefix as a 128-bit number in host order, host bits zero
+	 * (IPv4: the top 32 bits of hi) */
+	__u64 hi, lo;
+	__u32 tag; /* MOAT_ADDR_TAG; 0: a free slot */
+	__u32 vid;
+};
+#define MOAT_ADDR_SLOTS 4
+struct moat_addr_bucket {
+	struct moat_addr_slot s[MOAT_ADDR_SLOTS];
+};
+_Static_assert(sizeof(struct moat_addr_bucket) == 96, "addr bucket");
+/* Field slot (MOAT_DIR4_SLOT), family and prefix length of a key. */
+#define MOAT_ADDR_TAG(slot, len, v6) (0x80000000u | (__u32)(v6) << 16 | (__u32)(slot) << 8 | (len))
+
+static inline __u64 moat_addr_mix(__u64 h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	return h ^ (h >> 33);
+}
+
+/* The key's hash: its first bucket is hash & mask, its second
+ * moat_addr_bucket2(first, hash) & mask (never the first when mask > 0). */
+static inline __u64 moat_addr_hash(__u64 hi, __u64 lo, __u32 tag)
+{
+	return moat_addr_mix(hi ^ moat_addr_mix(lo ^ (__u64)tag * 0x9e3779b97f4a7c15ULL));
+}
+
+static inline __u32 moat_addr_bucket2(__u32 first, __u64 hash)
+{
+	return first ^ ((__u32)(hash >> 32) | 1);
+}
 #define MOAT_HASH6_NONE 0xff
 #define MOAT_DIR4_SLOTS (MOAT_NTABLES * 2)
 #define MOAT_DIR4_L1 65536
@@ -184,6 +227,9 @@ _Static_assert(sizeof(struct moat_ct_timeouts) == 32, "timeouts");
 
 #define MOAT_CFG_F_PASS_NDP 0x1
 
+/* Address map kinds with contents kept in `gen_shadow`: lpm4, lpm6. */
+#define MOAT_ADDR_KINDS 2
+
 /* What a generation needs besides its maps; gen_config[gen]. */
 struct moat_gen_config {
 	__u32 stage_on;			 /* bit per stage */
@@ -204,20 +250,23 @@ struct moat_gen_config {
 	 * (a /0 is not among them: its vector is hash6_default, no lookup). */
 	__u8 hash6_lens[MOAT_DIR4_SLOTS][MOAT_HASH6_LENS];
 	__u32 hash6_default[MOAT_DIR4_SLOTS];
-	/* Digests of the lpm4, lpm6 and hash6 inner maps' contents (one per
+	/* Digests of the lpm4 and lpm6 inner maps' contents (one per
 	 * MOAT_ADDR_KINDS), to tell what a generation's address maps hold. */
-	__u64 digest[3];
-	/* bit MOAT_DIR4_SLOT: IPv4 trie field with a /24 front table, slice
-	 * dir24_slice[slot] of `gen_dir24` (2^24 entries: a vector id, or
-	 * MOAT_DIR4_CHUNK where the trie decides) */
+	__u64 digest[MOAT_ADDR_KINDS];
+	/* bit MOAT_DIR4_SLOT: IPv4 field with a /24 front table, slice
+	 * dir24_slice[slot] of `gen_dir24` (2^24 entries: the vector id of the
+	 * longest prefix of at most /24 holding the block, with
+	 * MOAT_DIR4_CHUNK set when a longer prefix lies in the block: then the
+	 * address hash table is asked first, for the lengths in dir24_long) */
 	__u32 dir24_mask;
 	__u8 dir24_slice[MOAT_DIR4_SLOTS];
-	__u32 pad2;
+	__u8 dir24_long[MOAT_DIR4_SLOTS]; /* bit len - 25: the field has /len prefixes */
+	/* buckets in `gen_addr_hash` - 1 (a power of two - 1, at least 1 when
+	 * the table holds anything) */
+	__u32 addr_hash_mask;
 };
 _Static_assert(sizeof(struct moat_gen_config) == 256, "gen config");
 #define MOAT_DIR24_SLICES 2
-/* Address map kinds with contents kept in `gen_shadow`: lpm4, lpm6, hash6. */
-#define MOAT_ADDR_KINDS 3
 
 /*
  * Decision cache (internal, per program instance, never pinned): the first

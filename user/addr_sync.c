@@ -6,7 +6,7 @@
  * A million-prefix set takes seconds to insert into a new trie, and as
  * long again for the kernel to free the old one; a reload that changes a
  * few prefixes should cost a few updates. So each slot keeps its own
- * address maps (gen_lpm4, gen_lpm6, gen_hash6), and a shadow per kind
+ * address maps (gen_lpm4, gen_lpm6), and a shadow per kind
  * (gen_shadow, read by no program) records the entries they hold, sorted.
  * A reload:
  *   1. diffs its entries against the shadow and applies the difference to
@@ -55,7 +55,7 @@ struct shadow_head {
 
 static int outer_of(struct moat_maps *m, enum addr_map w)
 {
-	return w == ADDR_LPM4 ? m->gen_lpm4 : w == ADDR_LPM6 ? m->gen_lpm6 : m->gen_hash6;
+	return w == ADDR_LPM4 ? m->gen_lpm4 : m->gen_lpm6;
 }
 
 /* The image's entries of kind @k: key at 0, u32 vector id after it. */
@@ -68,12 +68,10 @@ static void image_entries(const struct moat_image *img, unsigned k, const char *
 		*esize = sizeof(*img->lpm4);
 		*ksize = sizeof(img->lpm4->key);
 	} else {
-		const struct image_lpm6 *v6 = k == ADDR_LPM6 ? img->lpm6 : img->hash6;
-
-		*e = (const char *)v6;
-		*n = k == ADDR_LPM6 ? img->nlpm6 : img->nhash6;
-		*esize = sizeof(*v6);
-		*ksize = sizeof(v6->key);
+		*e = (const char *)img->lpm6;
+		*n = img->nlpm6;
+		*esize = sizeof(*img->lpm6);
+		*ksize = sizeof(img->lpm6->key);
 	}
 }
 
@@ -373,18 +371,12 @@ int addr_update_idle(struct moat_maps *m, struct addr_plan *p, unsigned idle)
 	return 0;
 }
 
-/* Room for a set to grow a little before its map must be built anew. Tries
- * and hashes are not preallocated, so the room costs nothing until used
- * (a hash's bucket array is a power of two: rounding up to it is free). */
-static __u32 capacity(size_t n, bool hash)
+/* Room for a set to grow a little before its trie must be built anew.
+ * Tries are not preallocated, so the room costs nothing until used. */
+static __u32 capacity(size_t n)
 {
-	size_t cap = n + n / 8 + 64, pow = 64;
+	size_t cap = n + n / 8 + 64;
 
-	if (hash) {
-		while (pow < n + 64)
-			pow *= 2;
-		cap = pow;
-	}
 	return cap > UINT32_MAX ? UINT32_MAX : (__u32)cap;
 }
 
@@ -395,25 +387,17 @@ int addr_map_build(const struct moat_image *img, enum addr_map which)
 	switch (which) {
 	case ADDR_LPM4:
 		fd = map_create(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm4", sizeof(struct moat_lpm4_key), 4,
-				capacity(img->nlpm4, false), BPF_F_NO_PREALLOC);
+				capacity(img->nlpm4), BPF_F_NO_PREALLOC);
 		rc = fd < 0 ? fd :
 			      map_fill_keyed(fd, img->lpm4, img->nlpm4, sizeof(img->lpm4[0]),
 					     sizeof(img->lpm4[0].key), offsetof(struct image_lpm4, vid));
 		break;
-	case ADDR_LPM6:
+	default:
 		fd = map_create(BPF_MAP_TYPE_LPM_TRIE, "moat_lpm6", sizeof(struct moat_lpm6_key), 4,
-				capacity(img->nlpm6, false), BPF_F_NO_PREALLOC);
+				capacity(img->nlpm6), BPF_F_NO_PREALLOC);
 		rc = fd < 0 ? fd :
 			      map_fill_keyed(fd, img->lpm6, img->nlpm6, sizeof(img->lpm6[0]),
 					     sizeof(img->lpm6[0].key), offsetof(struct image_lpm6, vid));
-		break;
-	default:
-		fd = map_create(BPF_MAP_TYPE_HASH, "moat_hash6", sizeof(struct moat_lpm6_key), 4,
-				capacity(img->nhash6, true), BPF_F_NO_PREALLOC);
-		rc = fd < 0 ? fd :
-			      map_fill_keyed(fd, img->hash6, img->nhash6, sizeof(img->hash6[0]),
-					     sizeof(img->hash6[0].key),
-					     offsetof(struct image_lpm6, vid));
 		break;
 	}
 	if (rc && fd >= 0)

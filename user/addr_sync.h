@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * addr_sync.h - the address maps of both generation slots (IPv4 and IPv6
- * tries, IPv6 hashes), and how a reload updates them in place instead of
+ * tries), and how a reload updates them in place instead of
  * building them again. See addr_sync.c.
  */
 #ifndef MOAT_ADDR_SYNC_H
@@ -15,7 +15,7 @@
 #include "pin.h"
 
 /* The address maps of one slot with a shadow (MOAT_ADDR_KINDS of them). */
-enum addr_map { ADDR_LPM4, ADDR_LPM6, ADDR_HASH6, ADDR_NMAPS };
+enum addr_map { ADDR_LPM4, ADDR_LPM6, ADDR_NMAPS };
 
 /* When to update a map in place rather than build a new one. */
 enum addr_update_mode {

@@ -22,6 +22,7 @@
 #include "compile.h"
 #include "dir24.h"
 #include "dir4.h"
+#include "addr_hash.h"
 #include "hash6.h"
 
 #define W_MAX MOAT_VEC_WORDS
@@ -887,13 +888,14 @@ int compile_ruleset(const struct ruleset *rs, struct moat_image *img, struct dia
 		err = dir24_build(img);
 	if (!err)
 		err = hash6_build(img);
+	if (!err)
+		err = addr_hash_build(img);
 	if (!err) {
 		img->cfg.digest[0] = image_digest(img->lpm4, img->nlpm4 * sizeof(*img->lpm4));
 		img->cfg.digest[1] = image_digest(img->lpm6, img->nlpm6 * sizeof(*img->lpm6));
-		img->cfg.digest[2] = image_digest(img->hash6, img->nhash6 * sizeof(*img->hash6));
 	}
 	if (err) {
-		diags_add(d, DIAG_ERROR, NULL, 0, 0, "compiling the IPv4 address tables: %s",
+		diags_add(d, DIAG_ERROR, NULL, 0, 0, "compiling the address tables: %s",
 			  strerror(-err));
 		goto out;
 	}
@@ -926,7 +928,9 @@ void image_free(struct moat_image *img)
 	free(img->lpm6);
 	free(img->dir4);
 	free(img->dir24);
+	free(img->hash4);
 	free(img->hash6);
+	free(img->addr_hash);
 	free(img->vindex);
 	memset(img, 0, sizeof(*img));
 }
@@ -937,5 +941,5 @@ size_t image_bytes(const struct moat_image *img)
 	       img->nwords * sizeof(uint64_t) + img->nrules * sizeof(struct moat_rule_info) +
 	       img->nlpm4 * (sizeof(struct moat_lpm4_key) + 4) +
 	       img->nlpm6 * (sizeof(struct moat_lpm6_key) + 4) + img->ndir4 * sizeof(uint32_t) +
-	       img->nhash6 * (sizeof(struct moat_lpm6_key) + 4) + img->ndir24 * sizeof(uint32_t);
+	       img->naddr_hash * sizeof(struct moat_addr_bucket) + img->ndir24 * sizeof(uint32_t);
 }

@@ -46,10 +46,17 @@ struct moat_image {
 	size_t nlpm6, lpm6_cap;
 	uint32_t *dir4; /* levels 2 and 3 of the IPv4 16-8-8 tables */
 	size_t ndir4;
-	uint32_t *dir24; /* /24 front tables of IPv4 trie fields, 2^24 entries each */
+	uint32_t *dir24; /* /24 front tables of large IPv4 fields, 2^24 entries each */
 	size_t ndir24;
-	struct image_lpm6 *hash6; /* IPv6 hash table entries (prefixlen = length) */
+	/* Entries of the address hash table (prefixlen = length, tag = slot):
+	 * IPv4 prefixes longer than /24 of fields with a front table, IPv6
+	 * prefixes of fields with few lengths; and the table itself. */
+	struct image_lpm4 *hash4;
+	size_t nhash4;
+	struct image_lpm6 *hash6;
 	size_t nhash6;
+	struct moat_addr_bucket *addr_hash;
+	size_t naddr_hash;
 	/* Dedup index over vectors: open addressing on a content hash. */
 	uint32_t *vindex;
 	size_t vindex_cap;

@@ -269,15 +269,15 @@ out:
 /* ---- inner maps ---- */
 
 /* A generation's inner maps, in the order of struct moat_maps' gen_* maps. */
-enum { IN_LPM4, IN_LPM6, IN_L4, IN_DIR4, IN_HASH6, IN_VECS, IN_WORDS, IN_WORDS_MORE, IN_RULES,
+enum { IN_LPM4, IN_LPM6, IN_L4, IN_DIR4, IN_ADDR_HASH, IN_VECS, IN_WORDS, IN_WORDS_MORE, IN_RULES,
        IN_DIR24, IN_COUNT };
 
-static const int addr_in[ADDR_NMAPS] = { IN_LPM4, IN_LPM6, IN_HASH6 };
+static const int addr_in[ADDR_NMAPS] = { IN_LPM4, IN_LPM6 };
 
 static void outer_maps(const struct moat_maps *m, int outer[IN_COUNT])
 {
 	const int o[IN_COUNT] = { m->gen_lpm4,	m->gen_lpm6,  m->gen_l4,    m->gen_dir4,
-				  m->gen_hash6, m->gen_vecs,  m->gen_words, m->gen_words_more,
+				  m->gen_addr_hash, m->gen_vecs,  m->gen_words, m->gen_words_more,
 				  m->gen_rules, m->gen_dir24 };
 
 	memcpy(outer, o, sizeof(o));
@@ -334,6 +334,10 @@ static struct array_image array_image(const struct moat_image *img,
 	case IN_RULES:
 		return (struct array_image){ "moat_rules", sizeof(struct moat_rule_info),
 					     MOAT_RULES_ENTRIES, mm, infos, img->nrules };
+	case IN_ADDR_HASH:
+		return (struct array_image){ "moat_addr_hash", sizeof(struct moat_addr_bucket),
+					     img->naddr_hash ? img->naddr_hash : 1, var,
+					     img->addr_hash, img->naddr_hash };
 	default:
 		return (struct array_image){ "moat_dir24", 8, img->ndir24 ? img->ndir24 / 2 : 1,
 					     var, img->dir24, img->ndir24 / 2 };

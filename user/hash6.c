@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * hash6.c - IPv6 address fields as per-length hash tables (see
- * MOAT_HASH6_LENS in moat_abi.h). The trie's answer for an address is the
+ * hash6.c - IPv6 address fields in the address hash table, one lookup per
+ * prefix length (see MOAT_HASH6_LENS in moat_abi.h; addr_hash.c builds
+ * the table). The trie's answer for an address is the
  * vector of its longest enclosing prefix; looking the address up cut to
  * each of the field's prefix lengths, longest first, finds the same one.
  * Worth it when a field has few lengths (typical: /64s, /48s, /128s), as

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * hash6.h - IPv6 address fields as per-length hash tables instead of LPM
+ * hash6.h - IPv6 address fields in the address hash table instead of LPM
  * tries, where a field's prefixes come in at most MOAT_HASH6_LENS lengths.
  */
 #ifndef MOAT_HASH6_H

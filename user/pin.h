@@ -14,7 +14,7 @@
 struct moat_maps {
 	int active_gen;
 	int gen_config;
-	int gen_lpm4, gen_lpm6, gen_l4, gen_dir4, gen_hash6, gen_vecs, gen_words,
+	int gen_lpm4, gen_lpm6, gen_l4, gen_dir4, gen_addr_hash, gen_vecs, gen_words,
 	    gen_words_more, gen_rules, gen_dir24, gen_shadow;
 	int rule_stats;
 	int counters;

@@ -37,90 +37,160 @@ static __always_inline __u32 lookup_pair_u32(void *map, __u32 idx)
 	return v ? v[idx & 1] : 0;
 }
 
+/* A key of the address hash table, and the table's bucket mask. */
+struct addr_hash_key {
+	__u64 hi, lo;
+	__u32 tag, mask;
+};
+
+/* addr_hash_find's answer for a key found: this bit and the vector id. */
+#define ADDR_HASH_FOUND (1ULL << 32)
+
 /*
- * The vector id of address field @field from its LPM trie or IPv6 hash
- * tables. A subprogram of its own, not inlined: its lookup keys then live
- * in its frame, beside classify_step's rather than on top of it, and the
- * three frames of the deepest call chain must share 512 bytes of stack.
+ * Look @k up in the address hash table @tbl: ADDR_HASH_FOUND | its vector
+ * id, or 0. A subprogram of its own, the key in its caller's frame: inlined
+ * into a loop over prefix lengths, its values would spill onto the stack
+ * the three frames of the deepest call chain must share (512 bytes).
  */
-static __noinline __u32 addr_vec_map(const struct moat_pkt *p, const struct moat_gen_config *cfg,
-				     __u32 gen, __u32 table, __u32 field)
+static __always_inline __u64 addr_hash_find(void *tbl, const struct addr_hash_key *k)
 {
-	const __u8 *a = field == MOAT_FIELD_SRC ? p->src : p->dst;
+	__u64 h;
+	__u32 b, i, n, full;
 
-	if (p->family == 4) {
-		__u32 slot = MOAT_DIR4_SLOT(table, field) & 7;
-		struct moat_lpm4_key k = {
-			.prefixlen = MOAT_LPM_TAG_BITS + 32,
-			.tag = bpf_htonl(MOAT_LPM_TAG(table, field)),
-		};
+	if (!k)
+		return 0;
+	h = moat_addr_hash(k->hi, k->lo, k->tag);
+	b = (__u32)h & k->mask;
+	for (n = 0; n < 2; n++) {
+		struct moat_addr_bucket *bk = bpf_map_lookup_elem(tbl, &b);
 
-		void *lpm4, *front;
+		if (!bk)
+			return 0;
+		full = 1;
+		for (i = 0; i < MOAT_ADDR_SLOTS; i++) {
+			const struct moat_addr_slot *s = &bk->s[i];
 
-		/* A /24 block no longer prefix lies in: the front table's
-		 * entry is the trie's answer. */
-		if (cfg->dir24_mask & (1u << slot)) {
-			__u32 b = ((__u32)a[0] << 16) | ((__u32)a[1] << 8) | a[2], e;
-
-			front = bpf_map_lookup_elem(&gen_dir24, &gen);
-			if (front) {
-				e = lookup_pair_u32(front, ((cfg->dir24_slice[slot] & 1) << 24) + b);
-				if (!(e & MOAT_DIR4_CHUNK))
-					return e;
-			}
+			if (s->tag == k->tag && s->hi == k->hi && s->lo == k->lo)
+				return ADDR_HASH_FOUND | s->vid;
+			full &= s->tag != 0;
 		}
-		lpm4 = bpf_map_lookup_elem(&gen_lpm4, &gen);
-		__builtin_memcpy(k.addr, a, 4);
-		return lpm4 ? lookup_u32(lpm4, &k) : 0;
-	} else {
-		__u32 slot = MOAT_DIR4_SLOT(table, field) & 7, i;
-		__u64 hi, lo;
-		struct moat_lpm6_key k = {
-			.prefixlen = MOAT_LPM_TAG_BITS + 128,
-			.tag = bpf_htonl(MOAT_LPM_TAG(table, field)),
-		};
-		void *map;
-		__u32 *v;
+		/* A key goes to its second bucket only when the first is
+		 * full, and a full bucket stays full. */
+		if (!full)
+			return 0;
+		b = moat_addr_bucket2(b, h) & k->mask;
+	}
+	return 0;
+}
 
-		__builtin_memcpy(k.addr, a, 16);
-		if (!(cfg->hash6_mask & (1u << slot))) {
-			map = bpf_map_lookup_elem(&gen_lpm6, &gen);
-			return map ? lookup_u32(map, &k) : 0;
-		}
-		/* One lookup per prefix length, longest first, the address cut
-		 * to that length; no hit: the /0 vector (or none). */
-		map = bpf_map_lookup_elem(&gen_hash6, &gen);
+/*
+ * The vector id of IPv4 address @a in field @field: its /24 front table
+ * and the address hash table, or its LPM trie. These lookups are
+ * subprograms of their own, not inlined: their lookup keys then live
+ * in their frames, beside classify_step's rather than on top of it, and
+ * the three frames of the deepest call chain must share 512 bytes of stack.
+ */
+static __noinline __u32 addr_vec_v4(const __u8 *a, const struct moat_gen_config *cfg, __u32 gen,
+				    __u32 table, __u32 field)
+{
+	__u32 slot = MOAT_DIR4_SLOT(table, field) & 7;
+	struct moat_lpm4_key k = {
+		.prefixlen = MOAT_LPM_TAG_BITS + 32,
+		.tag = bpf_htonl(MOAT_LPM_TAG(table, field)),
+	};
+	void *map;
+
+	/* A /24 front table: its entry is the longest match of at most /24;
+	 * the hash table holds the longer ones. */
+	if (cfg->dir24_mask & (1u << slot)) {
+		__u32 ha = ((__u32)a[0] << 24) | ((__u32)a[1] << 16) | ((__u32)a[2] << 8) | a[3];
+		__u32 e, i, lens = cfg->dir24_long[slot];
+		void *front = bpf_map_lookup_elem(&gen_dir24, &gen);
+		struct addr_hash_key hk = { .mask = cfg->addr_hash_mask };
+		__u64 found;
+
+		if (!front)
+			return 0;
+		e = lookup_pair_u32(front, ((cfg->dir24_slice[slot] & 1) << 24) + (ha >> 8));
+		if (!(e & MOAT_DIR4_CHUNK))
+			return e;
+		map = bpf_map_lookup_elem(&gen_addr_hash, &gen);
 		if (!map)
 			return 0;
-		__builtin_memcpy(&hi, k.addr, 8);
-		__builtin_memcpy(&lo, k.addr + 8, 8);
-		hi = bpf_be64_to_cpu(hi);
-		lo = bpf_be64_to_cpu(lo);
-		for (i = 0; i < MOAT_HASH6_LENS; i++) {
-			__u32 len = cfg->hash6_lens[slot][i];
-			__u64 h, l;
+		for (i = 0; i < 8; i++) {
+			__u32 len = 32 - i;
 
-			if (len > 128)
-				break;
-			/* keep the top @len bits of hi:lo */
-			h = len >= 64 ? hi : len ? hi & (~0ULL << (64 - len)) : 0;
-			l = len >= 128 ? lo : len > 64 ? lo & (~0ULL << (128 - len)) : 0;
-			h = bpf_cpu_to_be64(h);
-			l = bpf_cpu_to_be64(l);
-			__builtin_memcpy(k.addr, &h, 8);
-			__builtin_memcpy(k.addr + 8, &l, 8);
-			k.prefixlen = len;
-			v = bpf_map_lookup_elem(map, &k);
-			if (v)
-				return *v;
+			if (!(lens & (0x80u >> i)))
+				continue;
+			hk.hi = (__u64)(ha & (~0u << (32 - len))) << 32;
+			hk.tag = MOAT_ADDR_TAG(slot, len, 0);
+			found = addr_hash_find(map, &hk);
+			if (found)
+				return (__u32)found;
 		}
-		return cfg->hash6_default[slot];
+		return e & ~MOAT_DIR4_CHUNK;
 	}
+	map = bpf_map_lookup_elem(&gen_lpm4, &gen);
+	__builtin_memcpy(k.addr, a, 4);
+	return map ? lookup_u32(map, &k) : 0;
+}
+
+/* The same for IPv6 address @a in a field kept in the trie. */
+static __noinline __u32 addr_vec_v6_trie(const __u8 *a, __u32 gen, __u32 table, __u32 field)
+{
+	struct moat_lpm6_key k = {
+		.prefixlen = MOAT_LPM_TAG_BITS + 128,
+		.tag = bpf_htonl(MOAT_LPM_TAG(table, field)),
+	};
+	void *map = bpf_map_lookup_elem(&gen_lpm6, &gen);
+
+	__builtin_memcpy(k.addr, a, 16);
+	return map ? lookup_u32(map, &k) : 0;
+}
+
+/* The same for IPv6 address @a in a field in the address hash table (a
+ * frame apart from the trie's key: the two would not fit in one). */
+static __noinline __u32 addr_vec_v6_hash(const __u8 *a, const struct moat_gen_config *cfg,
+					 __u32 gen, __u32 slot)
+{
+	struct addr_hash_key hk = { .mask = cfg->addr_hash_mask };
+	__u64 hi, lo, found;
+	__u32 i, lens;
+	void *map;
+
+	slot &= MOAT_DIR4_SLOTS - 1;
+
+	/* One lookup per prefix length, longest first, the address cut to
+	 * that length; no hit: the /0 vector (or none). The lengths go
+	 * through one register, four bytes of it, to spare the stack. */
+	map = bpf_map_lookup_elem(&gen_addr_hash, &gen);
+	if (!map)
+		return 0;
+	__builtin_memcpy(&lens, cfg->hash6_lens[slot], 4);
+	__builtin_memcpy(&hi, a, 8);
+	__builtin_memcpy(&lo, a + 8, 8);
+	hi = bpf_be64_to_cpu(hi);
+	lo = bpf_be64_to_cpu(lo);
+	for (i = 0; i < MOAT_HASH6_LENS; i++, lens >>= 8) {
+		__u32 len = lens & 0xff;
+
+		if (len > 128)
+			break;
+		/* keep the top @len bits of hi:lo */
+		hk.hi = len >= 64 ? hi : len ? hi & (~0ULL << (64 - len)) : 0;
+		hk.lo = len >= 128 ? lo : len > 64 ? lo & (~0ULL << (128 - len)) : 0;
+		hk.tag = MOAT_ADDR_TAG(slot, len, 1);
+		found = addr_hash_find(map, &hk);
+		if (found)
+			return (__u32)found;
+	}
+	return cfg->hash6_default[slot];
 }
 
 /*
  * The vector id of address field @field: a constant, an IPv4 16-8-8 table
- * (inlined: one to three array reads, no call), else addr_vec_map().
+ * (inlined: one to three array reads, no call), else addr_vec_v4(),
+ * addr_vec_v6_hash() or addr_vec_v6_trie().
  */
 static __always_inline __u32 addr_vec(const struct moat_pkt *p, const struct moat_gen_config *cfg,
 				      void *l4, __u32 gen, __u32 table, __u32 field)
@@ -148,7 +218,11 @@ static __always_inline __u32 addr_vec(const struct moat_pkt *p, const struct moa
 			e = lookup_pair_u32(dir4, ((e & ~MOAT_DIR4_CHUNK) << 8) + (ha & 255));
 		return e;
 	}
-	return addr_vec_map(p, cfg, gen, table, field);
+	if (p->family == 4)
+		return addr_vec_v4(a, cfg, gen, table, field);
+	if (cfg->hash6_mask & (1u << slot))
+		return addr_vec_v6_hash(a, cfg, gen, slot);
+	return addr_vec_v6_trie(a, gen, table, field);
 }
 
 /* State shared with the candidate-word callback. */

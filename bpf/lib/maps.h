@@ -125,20 +125,20 @@ struct {
  * calls. */
 MOAT_U64_ARRAYS_SIZED_TO_NEED(MOAT_GENERATIONS) gen_dir24 SEC(".maps");
 
-/* IPv6 hash tables, see MOAT_HASH6_LENS. Not preallocated: each
- * generation keeps its own, with room to grow in place (user/addr_sync.c). */
+/* Address hash tables (struct moat_addr_bucket, see MOAT_HASH6_LENS):
+ * sized to need, written through mmap, so lookups are calls. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, MOAT_GENERATIONS);
 	__type(key, __u32);
 	__array(values, struct {
-		__uint(type, BPF_MAP_TYPE_HASH);
-		__uint(map_flags, BPF_F_NO_PREALLOC);
+		__uint(type, BPF_MAP_TYPE_ARRAY);
+		__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 		__uint(max_entries, 1);
-		__uint(key_size, sizeof(struct moat_lpm6_key));
-		__uint(value_size, sizeof(__u32));
+		__uint(key_size, sizeof(__u32));
+		__uint(value_size, sizeof(struct moat_addr_bucket));
 	});
-} gen_hash6 SEC(".maps");
+} gen_addr_hash SEC(".maps");
 
 /* Vector headers, by vector id. */
 struct {
@@ -171,8 +171,8 @@ struct {
 
 MOAT_U64_ARRAYS_SIZED_TO_NEED(MOAT_GENERATIONS) gen_words_more SEC(".maps");
 
-/* Read by no program: what the address maps (gen_lpm4, gen_lpm6,
- * gen_hash6, one inner map per MOAT_ADDR_KINDS) of both generations hold,
+/* Read by no program: what the address maps (gen_lpm4, gen_lpm6, one
+ * inner map per MOAT_ADDR_KINDS) of both generations hold,
  * so that a reload updates them in place (user/addr_sync.c). */
 MOAT_U64_ARRAYS_SIZED_TO_NEED(MOAT_ADDR_KINDS) gen_shadow SEC(".maps");
 

@@ -648,7 +648,7 @@ static long long fd_memlock(int fd)
 static long long gen_memlock(struct moat_maps *m, long long per[GEN_NINNER])
 {
 	int outer[GEN_NINNER] = { m->gen_lpm4,	m->gen_lpm6, m->gen_l4,	  m->gen_vecs,
-				  m->gen_words, m->gen_rules, m->gen_dir4, m->gen_hash6,
+				  m->gen_words, m->gen_rules, m->gen_dir4, m->gen_addr_hash,
 				  m->gen_words_more, m->gen_dir24 };
 	struct moat_gen_config gc;
 	unsigned gen;
@@ -680,7 +680,7 @@ static long long gen_memlock(struct moat_maps *m, long long per[GEN_NINNER])
 static long long all_memlock(struct moat_maps *m)
 {
 	int outer[GEN_NINNER + 1] = { m->gen_lpm4,  m->gen_lpm6,  m->gen_l4,	  m->gen_vecs,
-				      m->gen_words, m->gen_rules, m->gen_dir4,  m->gen_hash6,
+				      m->gen_words, m->gen_rules, m->gen_dir4,  m->gen_addr_hash,
 				      m->gen_words_more, m->gen_dir24, m->gen_shadow };
 	long long sum = 0;
 	int i;
@@ -831,7 +831,7 @@ static void mem_metrics(struct inst *in, const char *what, size_t nrules)
 	snprintf(name, sizeof(name), "mem.%s", what);
 	add_metric(name, (double)sum, "B",
 		   "rules=%zu lpm4=%lld lpm6=%lld l4=%lld vecs=%lld words=%lld rules_map=%lld "
-		   "dir4=%lld hash6=%lld",
+		   "dir4=%lld addr_hash=%lld",
 		   nrules, per[0], per[1], per[2], per[3], per[4] + per[8], per[5], per[6] + per[9], per[7]);
 }
 
@@ -987,7 +987,7 @@ static void bench_nacl(void)
 			snprintf(name, sizeof(name), "mem.nacl.%s.%zu", gen_kind_name[k], n);
 			add_metric(name, (double)mem, "B",
 				   "lpm4=%lld lpm6=%lld l4=%lld vecs=%lld words=%lld rules=%lld dir4=%lld "
-				   "hash6=%lld",
+				   "addr_hash=%lld",
 				   per[0], per[1], per[2], per[3], per[4] + per[8], per[5], per[6] + per[9],
 				   per[7]);
 
