@@ -60,14 +60,14 @@ static int free_slot(const struct moat_addr_bucket *b)
 	return -1;
 }
 
-/* Put @s into the table of @mask + 1 buckets. Returns 0, or -1 when the
- * displacement chain grows too long (the table is then no longer whole). */
-static int insert(struct moat_addr_bucket *t, uint32_t mask, struct moat_addr_slot s)
+/* Put @s, of hash @h, into the table of @mask + 1 buckets. Returns 0, or -1
+ * when the displacement chain grows too long (the table is then no longer
+ * whole). */
+static int insert(struct moat_addr_bucket *t, uint32_t mask, struct moat_addr_slot s, uint64_t h)
 {
 	uint32_t from = UINT32_MAX, kick;
 
-	for (kick = 0; kick < MAX_KICKS; kick++) {
-		uint64_t h = moat_addr_hash(s.hi, s.lo, s.tag);
+	for (kick = 0; kick < MAX_KICKS; kick++, h = moat_addr_hash(s.hi, s.lo, s.tag)) {
 		uint32_t b1 = (uint32_t)h & mask, b2 = moat_addr_bucket2(b1, h) & mask, to;
 		struct moat_addr_slot out;
 		int i;
@@ -93,37 +93,58 @@ static int insert(struct moat_addr_bucket *t, uint32_t mask, struct moat_addr_sl
 	return -1;
 }
 
+/* How far ahead of the insert the next buckets are fetched: a million
+ * keys scattered over tens of MiB would otherwise wait on memory each. */
+#define PREFETCH_AHEAD 16
+
 int addr_hash_build(struct moat_image *img)
 {
 	size_t n = img->nhash4 + img->nhash6, nb = 2, i;
+	struct moat_addr_slot *keys;
+	uint64_t *hash;
 
 	img->cfg.addr_hash_mask = 0;
 	img->addr_hash = NULL;
 	img->naddr_hash = 0;
 	if (!n)
 		return 0;
+	keys = malloc(n * sizeof(*keys));
+	hash = malloc(n * sizeof(*hash));
+	if (!keys || !hash) {
+		free(keys);
+		free(hash);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		keys[i] = i < img->nhash4 ? addr_hash_slot4(&img->hash4[i]) :
+					    addr_hash_slot6(&img->hash6[i - img->nhash4]);
+		hash[i] = moat_addr_hash(keys[i].hi, keys[i].lo, keys[i].tag);
+	}
 	/* at most 80 % full */
 	while (nb * MOAT_ADDR_SLOTS * 4 < n * 5)
 		nb *= 2;
 	for (;;) {
-		struct moat_addr_bucket *t = calloc(nb, sizeof(*t));
+		struct moat_addr_bucket *t = nb <= UINT32_MAX ? calloc(nb, sizeof(*t)) : NULL;
+		uint32_t mask = nb - 1;
 		int rc = 0;
 
-		if (!t || nb > UINT32_MAX) {
-			free(t);
-			return -ENOMEM;
+		if (!t)
+			break;
+		for (i = 0; i < n && !rc; i++) {
+			if (i + PREFETCH_AHEAD < n)
+				__builtin_prefetch(&t[hash[i + PREFETCH_AHEAD] & mask], 1);
+			rc = insert(t, mask, keys[i], hash[i]);
 		}
-		for (i = 0; i < img->nhash4 && !rc; i++)
-			rc = insert(t, nb - 1, addr_hash_slot4(&img->hash4[i]));
-		for (i = 0; i < img->nhash6 && !rc; i++)
-			rc = insert(t, nb - 1, addr_hash_slot6(&img->hash6[i]));
 		if (!rc) {
 			img->addr_hash = t;
 			img->naddr_hash = nb;
-			img->cfg.addr_hash_mask = nb - 1;
-			return 0;
+			img->cfg.addr_hash_mask = mask;
+			break;
 		}
 		free(t);
 		nb *= 2;
 	}
+	free(keys);
+	free(hash);
+	return img->addr_hash ? 0 : -ENOMEM;
 }

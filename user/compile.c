@@ -14,6 +14,7 @@
  * Each region's rule set is a bit vector; identical vectors are stored once
  * (interned by content), sparsely, as struct moat_vec describes.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,45 +435,25 @@ static int cmp_prefix(const void *a, const void *b)
 	return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-/*
- * Sort prefix items by address, then length, then position (cmp_prefix's
- * order). IPv4 items fit one 64-bit key (address, length, position), which
- * a radix sort orders in a few passes: sets of a million prefixes sort in
- * milliseconds instead of most of a second of comparisons.
- */
-static int sort_items(struct prefix_item *items, size_t n, int family)
+/* LSD radix sort of @n (key, index) pairs by key, 16 bits a pass over the
+ * low @bits bits (a multiple of 16); @tmp and @cnt are scratch. */
+struct radix_pair {
+	uint64_t key, idx;
+};
+
+static void radix_sort(struct radix_pair *a, struct radix_pair *tmp, size_t n, unsigned bits,
+		       size_t *cnt)
 {
-	uint64_t *key, *tmp;
-	size_t i, pass, *cnt;
+	unsigned shift;
+	size_t i, c;
 
-	if (family != 4 || n < 1024) {
-		qsort(items, n, sizeof(*items), cmp_prefix);
-		return 0;
-	}
-	key = malloc(n * sizeof(*key));
-	tmp = malloc(n * sizeof(*tmp));
-	cnt = malloc(65536 * sizeof(*cnt));
-	if (!key || !tmp || !cnt) {
-		free(key);
-		free(tmp);
-		free(cnt);
-		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++) {
-		const uint8_t *a = items[i].pfx.addr;
-		uint64_t addr = (uint64_t)a[0] << 24 | a[1] << 16 | a[2] << 8 | a[3];
-
-		/* positions are below MOAT_MAX_RULES (16 bits) */
-		key[i] = addr << 32 | (uint64_t)items[i].pfx.len << 16 | items[i].pos;
-	}
-	for (pass = 0; pass < 4; pass++) {
-		unsigned shift = 16 * pass;
-		size_t sum = 0, c;
-		uint64_t *t;
+	for (shift = 0; shift < bits; shift += 16) {
+		size_t sum = 0;
+		struct radix_pair *t;
 
 		memset(cnt, 0, 65536 * sizeof(*cnt));
 		for (i = 0; i < n; i++)
-			cnt[(key[i] >> shift) & 0xffff]++;
+			cnt[(a[i].key >> shift) & 0xffff]++;
 		for (c = 0; c < 65536; c++) {
 			size_t k = cnt[c];
 
@@ -480,26 +461,73 @@ static int sort_items(struct prefix_item *items, size_t n, int family)
 			sum += k;
 		}
 		for (i = 0; i < n; i++)
-			tmp[cnt[(key[i] >> shift) & 0xffff]++] = key[i];
-		t = key;
-		key = tmp;
+			tmp[cnt[(a[i].key >> shift) & 0xffff]++] = a[i];
+		t = a;
+		a = tmp;
 		tmp = t;
 	}
-	for (i = 0; i < n; i++) {
-		uint32_t addr = (uint32_t)(key[i] >> 32);
+	/* an odd number of passes leaves the result in the scratch array */
+	if ((bits / 16) & 1)
+		memcpy(tmp, a, n * sizeof(*a));
+}
 
-		memset(&items[i].pfx, 0, sizeof(items[i].pfx));
-		items[i].pfx.family = 4;
-		items[i].pfx.len = (uint8_t)(key[i] >> 16);
-		items[i].pfx.addr[0] = addr >> 24;
-		items[i].pfx.addr[1] = addr >> 16;
-		items[i].pfx.addr[2] = addr >> 8;
-		items[i].pfx.addr[3] = addr;
-		items[i].pos = (uint32_t)(key[i] & 0xffff);
+/*
+ * Sort prefix items by address, then length, then position (cmp_prefix's
+ * order). A radix sort orders them by one 64-bit key in a few passes, so
+ * that sets of a million prefixes sort in milliseconds instead of most of
+ * a second of comparisons: for IPv4 the key is the whole order (address,
+ * length, position); for IPv6 it is the top half of the address, and the
+ * few items that share it (a /64 and the /128s in it) are compared after.
+ */
+static int sort_items(struct prefix_item *items, size_t n, int family)
+{
+	struct radix_pair *key, *tmp;
+	struct prefix_item *out;
+	size_t i, j, *cnt;
+
+	if (n < 1024) {
+		qsort(items, n, sizeof(*items), cmp_prefix);
+		return 0;
 	}
+	key = malloc(n * sizeof(*key));
+	tmp = malloc(n * sizeof(*tmp));
+	cnt = malloc(65536 * sizeof(*cnt));
+	out = malloc(n * sizeof(*out));
+	if (!key || !tmp || !cnt || !out) {
+		free(key);
+		free(tmp);
+		free(cnt);
+		free(out);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		const uint8_t *a = items[i].pfx.addr;
+		uint64_t hi;
+
+		if (family == 4) {
+			/* positions are below MOAT_MAX_RULES (16 bits) */
+			hi = (uint64_t)a[0] << 56 | (uint64_t)a[1] << 48 | (uint64_t)a[2] << 40 |
+			     (uint64_t)a[3] << 32 | (uint64_t)items[i].pfx.len << 16 | items[i].pos;
+		} else {
+			memcpy(&hi, a, 8);
+			hi = be64toh(hi);
+		}
+		key[i] = (struct radix_pair){ hi, i };
+	}
+	radix_sort(key, tmp, n, 64, cnt);
+	for (i = 0; i < n; i++)
+		out[i] = items[key[i].idx];
+	for (i = 0; family == 6 && i < n; i = j) {
+		for (j = i + 1; j < n && key[j].key == key[i].key; j++)
+			;
+		if (j - i > 1)
+			qsort(out + i, j - i, sizeof(*out), cmp_prefix);
+	}
+	memcpy(items, out, n * sizeof(*items));
 	free(key);
 	free(tmp);
 	free(cnt);
+	free(out);
 	return 0;
 }
 

@@ -16,46 +16,37 @@
 
 #include "hash6.h"
 
-static int cmp_desc(const void *a, const void *b)
-{
-	return *(const uint8_t *)b - *(const uint8_t *)a;
-}
-
 int hash6_build(struct moat_image *img)
 {
+	/* per slot: which lengths (1..128) it has, whether it has entries */
+	uint64_t has_len[MOAT_DIR4_SLOTS][2] = { { 0 } };
+	bool any[MOAT_DIR4_SLOTS] = { false };
 	size_t i, kept, n = 0;
 	uint32_t slot;
 
 	memset(img->cfg.hash6_lens, MOAT_HASH6_NONE, sizeof(img->cfg.hash6_lens));
 	if (addr_tables_mode == ADDR_TABLES_NEVER || !img->nlpm6)
 		return 0;
+	for (i = 0; i < img->nlpm6; i++) {
+		const struct image_lpm6 *e = &img->lpm6[i];
+		uint32_t len = e->key.prefixlen - MOAT_LPM_TAG_BITS;
+
+		slot = ntohl(e->key.tag) % MOAT_DIR4_SLOTS;
+		any[slot] = true;
+		if (len) /* a /0 is the default: no lookup */
+			has_len[slot][(len - 1) / 64] |= 1ULL << ((len - 1) % 64);
+	}
 	for (slot = 0; slot < MOAT_DIR4_SLOTS; slot++) {
-		uint8_t lens[MOAT_HASH6_LENS];
-		size_t nlens = 0, j;
-		bool fits = true, any = false;
+		unsigned nlens = 0, len;
 
-		for (i = 0; i < img->nlpm6 && fits; i++) {
-			const struct image_lpm6 *e = &img->lpm6[i];
-			uint8_t len = e->key.prefixlen - MOAT_LPM_TAG_BITS;
-
-			if (ntohl(e->key.tag) != slot)
-				continue;
-			any = true;
-			if (!len)
-				continue; /* the default: no lookup */
-			for (j = 0; j < nlens && lens[j] != len; j++)
-				;
-			if (j < nlens)
-				continue;
-			if (nlens == MOAT_HASH6_LENS)
-				fits = false;
-			else
-				lens[nlens++] = len;
-		}
-		if (!any || !fits)
+		if (!any[slot] || __builtin_popcountll(has_len[slot][0]) +
+						  __builtin_popcountll(has_len[slot][1]) >
+					  MOAT_HASH6_LENS)
 			continue;
-		qsort(lens, nlens, 1, cmp_desc);
-		memcpy(img->cfg.hash6_lens[slot], lens, nlens);
+		/* longest first */
+		for (len = 128; len >= 1; len--)
+			if (has_len[slot][(len - 1) / 64] >> ((len - 1) % 64) & 1)
+				img->cfg.hash6_lens[slot][nlens++] = (uint8_t)len;
 		img->cfg.hash6_mask |= 1u << slot;
 	}
 	if (!img->cfg.hash6_mask)

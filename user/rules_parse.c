@@ -249,6 +249,65 @@ static bool parse_ipv4_quad(const char *s, size_t len, uint8_t out[4])
 	return s == end;
 }
 
+static int hex_value(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' :
+	       c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 :
+				      -1;
+}
+
+/*
+ * The common spellings of an IPv6 address, eight groups of one to four hex
+ * digits or at most six around one "::", read without inet_pton's
+ * generality (which is left the rest: embedded IPv4, "::" alone or for a
+ * single group). Whatever this accepts, inet_pton reads alike.
+ */
+static bool parse_ipv6_groups(const char *s, size_t len, uint8_t out[16])
+{
+	unsigned g[8], n = 0, k;
+	int gap = -1;
+	size_t i = 0;
+
+	if (len > 2 && s[0] == ':' && s[1] == ':') {
+		gap = 0;
+		i = 2;
+	}
+	while (i < len) {
+		unsigned v = 0, digits = 0;
+		int h;
+
+		while (i < len && (h = hex_value(s[i])) >= 0 && digits < 5) {
+			v = v * 16 + (unsigned)h;
+			digits++;
+			i++;
+		}
+		if (!digits || digits > 4 || n == 8)
+			return false;
+		g[n++] = v;
+		if (i == len)
+			break;
+		if (s[i++] != ':' || i == len)
+			return false;
+		if (s[i] == ':') {
+			if (gap >= 0)
+				return false;
+			gap = (int)n;
+			i++;
+		}
+	}
+	if (gap < 0 ? n != 8 : n > 6)
+		return false;
+	memset(out, 0, 16);
+	for (k = 0; k < n; k++) {
+		unsigned at = gap < 0 || (int)k < gap ? k : 8 - (n - k);
+
+		out[2 * at] = (uint8_t)(g[k] >> 8);
+		out[2 * at + 1] = (uint8_t)g[k];
+	}
+	return true;
+}
+
 /*
  * Parse "ADDR[/LEN]" (a bare address is a host prefix). For PFX_BAD_LEN and
  * PFX_HOST_BITS @msg holds the whole message; PFX_NOT_ADDR leaves the
@@ -272,6 +331,8 @@ static enum pfx_err parse_prefix(const char *s, size_t len, struct rule_prefix *
 	alen = slash ? (size_t)(slash - s) : len;
 	if (parse_ipv4_quad(s, alen, p->addr)) {
 		p->family = 4;
+	} else if (parse_ipv6_groups(s, alen, p->addr)) {
+		p->family = 6;
 	} else {
 		memcpy(buf, s, alen);
 		buf[alen] = '\0';

@@ -628,6 +628,117 @@ static void test_mixed_lookups(void **state)
 }
 
 /*
+ * Large IPv6 sets, longest prefixes first in the files: /128s inside /64s
+ * inside /48s, and /48s alone, in a field that also holds a rule's /40.
+ * A field's prefixes are sorted by a radix pass over their top 64 bits and
+ * compared after where those tie (a /64 and the /128s in it), so this
+ * checks that nesting; the field goes to the address hash table (four
+ * lengths) or, with tables off, to the trie.
+ */
+static void v6_set_address(unsigned k, unsigned len, uint8_t a[16])
+{
+	memset(a, 0, 16);
+	a[0] = 0xfd;
+	a[1] = 0x42;
+	a[2] = (uint8_t)(k >> 8);
+	a[3] = (uint8_t)k;
+	a[5] = (uint8_t)(k % 7);
+	if (len >= 64)
+		a[7] = (uint8_t)(k % 5 + 1);
+	if (len == 128)
+		a[15] = (uint8_t)(k % 3 + 1);
+}
+
+static void write_v6_set(char *path, unsigned n, const unsigned *lens, unsigned nlens)
+{
+	char buf[INET6_ADDRSTRLEN];
+	int fd = mkstemp(path);
+	unsigned k, l;
+	FILE *set;
+
+	assert_true(fd >= 0);
+	set = fdopen(fd, "w");
+	assert_non_null(set);
+	for (l = 0; l < nlens; l++) {
+		for (k = 0; k < n; k++) {
+			uint8_t a[16];
+
+			/* every /48 listed; /64s and /128s under two thirds */
+			if (lens[l] > 48 && k % 3 == 0)
+				continue;
+			v6_set_address(k, lens[l], a);
+			fprintf(set, "%s/%u\n", inet_ntop(AF_INET6, a, buf, sizeof(buf)), lens[l]);
+		}
+	}
+	fclose(set);
+}
+
+static void test_large_ipv6_set(void **state)
+{
+	const unsigned n = 1500;
+	char hosts_path[] = "/tmp/moat-diff-set6.XXXXXX", nets_path[] = "/tmp/moat-diff-set6.XXXXXX";
+	char text[512];
+	struct moat_image img;
+	struct ruleset rs;
+	struct randgen g;
+	struct diags d;
+	unsigned mode, k, len, i;
+
+	/* The /64s in a set of their own, for another rule than the /128s
+	 * inside them: a /128's vector must hold the /64's rule too. */
+	write_v6_set(hosts_path, n, (const unsigned[]){ 128, 48 }, 2);
+	write_v6_set(nets_path, n, (const unsigned[]){ 64 }, 1);
+	snprintf(text, sizeof(text),
+		 "set big6 file %s\n"
+		 "set nets6 file %s\n"
+		 "nacl in 10 deny udp src @big6 dport 53\n"
+		 "nacl in 15 allow tcp src @nets6 dport 443\n"
+		 "nacl in 20 allow udp src fd42:100::/40\n"
+		 "nacl in 30 deny tcp src @big6\n"
+		 "nacl in 40 allow all\n"
+		 "nacl out 10 allow all\n",
+		 hosts_path, nets_path);
+	ruleset_init(&rs);
+	diags_init(&d);
+	assert_int_equal(rules_parse_text("big6", text, strlen(text), &rs, &d), 0);
+	unlink(hosts_path);
+	unlink(nets_path);
+	for (mode = 0; mode < 2; mode++) {
+		addr_tables_mode = mode ? ADDR_TABLES_NEVER : ADDR_TABLES_AUTO;
+		assert_int_equal(compile_ruleset(&rs, &img, &d), 0);
+		assert_int_equal(!!(img.cfg.hash6_mask & (1u << MOAT_DIR4_SLOT(0, MOAT_FIELD_SRC))),
+				 !mode);
+		image_free(&img);
+		assert_int_equal(diff_apply(&rs, true), 0);
+		randgen_seed(&g, cfg.seed ^ 0x6e7 ^ mode);
+		for (i = 0; i < 4000; i++) {
+			struct packet p = { .family = 6, .proto = randgen_below(&g, 2) ? 17 : 6 };
+			struct diff_case c;
+
+			/* a set member of any length, or an address beside one */
+			k = randgen_below(&g, n + 64);
+			len = (unsigned[]){ 48, 64, 128 }[randgen_below(&g, 3)];
+			v6_set_address(k, len, p.src);
+			if (randgen_below(&g, 2))
+				p.src[8 + randgen_below(&g, 8)] ^= (uint8_t)(1 + randgen_below(&g, 255));
+			if (randgen_below(&g, 4) == 0)
+				p.src[6] ^= 1;
+			p.dst[0] = 0xfd;
+			p.dst[15] = 1;
+			p.sport = 1024 + randgen_below(&g, 60000);
+			p.dport = randgen_below(&g, 2) ? 53 : 443;
+			if (!diff_judge(&rs, RULE_DIR_IN, &p, &c)) {
+				diff_print_case(&rs, RULE_DIR_IN, &p, &c);
+				fail_msg("large IPv6 set (mode %u): packet %u disagrees", mode, i);
+			}
+		}
+	}
+	addr_tables_mode = ADDR_TABLES_AUTO;
+	diags_free(&d);
+	ruleset_free(&rs);
+}
+
+/*
  * The decision cache keys answers by rule-set epoch: rule sets A and C
  * below compile to the same vector ids, and both need the walk past the
  * first candidate word for the packet, but their winners sit at
@@ -950,6 +1061,11 @@ static void test_mixed_lookups_run(void **state)
 	run_or_skip(test_mixed_lookups, state);
 }
 
+static void test_large_ipv6_set_run(void **state)
+{
+	run_or_skip(test_large_ipv6_set, state);
+}
+
 static void test_decision_cache_epochs_run(void **state)
 {
 	run_or_skip(test_decision_cache_epochs, state);
@@ -971,6 +1087,7 @@ int main(void)
 		cmocka_unit_test(test_stages_off_run),
 		cmocka_unit_test(test_differential_nacl_run),
 		cmocka_unit_test(test_mixed_lookups_run),
+		cmocka_unit_test(test_large_ipv6_set_run),
 		cmocka_unit_test(test_decision_cache_epochs_run),
 		cmocka_unit_test(test_address_maps_in_place_run),
 		cmocka_unit_test(test_words_past_fast_array_run),

@@ -839,6 +839,79 @@ static void test_set_file_ipv4_spellings(void **state)
 	diags_free(&d);
 }
 
+/*
+ * IPv6 addresses in a set file are read by a fast path for the common
+ * spellings and by inet_pton for the rest: whichever reads a string, the
+ * result must be inet_pton's, and what inet_pton refuses is an error.
+ * Fixed spellings, then random ones (groups of 0-5 hex digits, a "::" or
+ * two, stray colons, an embedded IPv4 tail).
+ */
+static void check_ipv6_spelling(const char *text)
+{
+	struct in6_addr want;
+	struct ruleset rs;
+	struct diags d;
+	char line[128];
+	const char *rules;
+	int ok = inet_pton(AF_INET6, text, &want) == 1, rc;
+
+	snprintf(line, sizeof(line), "%s\n", text);
+	write_file("v6-one.txt", line);
+	rules = write_file("v6-one.rules", "set g file v6-one.txt\nnacl in 1 deny all src @g\n");
+	diags_init(&d);
+	rc = rules_parse_file(rules, &rs, &d);
+	if (ok != (rc == 0))
+		fail_msg("'%s': inet_pton %s it, moat %s it", text, ok ? "reads" : "refuses",
+			 rc == 0 ? "reads" : "refuses");
+	if (ok) {
+		assert_int_equal(rs.sets[0].n, 1);
+		assert_int_equal(rs.sets[0].prefixes[0].family, 6);
+		assert_int_equal(rs.sets[0].prefixes[0].len, 128);
+		if (memcmp(rs.sets[0].prefixes[0].addr, &want, 16))
+			fail_msg("'%s': moat reads another address than inet_pton", text);
+		ruleset_free(&rs);
+	}
+	diags_free(&d);
+}
+
+static void test_set_file_ipv6_spellings(void **state)
+{
+	static const char *const fixed[] = {
+		"fd00:1:2:3:4:5:6:7", "FD00:ABCD::1", "::1", "fd00::", "::", "1::", "1:2:3:4:5:6::8",
+		"1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7",
+		"12345::1", "1:::2", "1::2::3", ":1:2:3:4:5:6:7", "1:2:3:4:5:6:7:", "::ffff:1.2.3.4",
+		"fd00::g", "fd00:0000:0000:0000:0000:0000:0000:0001", "0:0:0:0:0:0:0:0", "fd00: :1",
+	};
+	static const char alphabet[] = "0123456789abcdefABCDEF";
+	char text[96];
+	unsigned seed = 7, i, k;
+
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		check_ipv6_spelling(fixed[i]);
+	for (i = 0; i < 3000; i++) {
+		unsigned groups = 1 + rand_r(&seed) % 9, gap = rand_r(&seed) % 12;
+		size_t at = 0;
+
+		for (k = 0; k < groups; k++) {
+			unsigned digits = rand_r(&seed) % 6, d;
+
+			if (k)
+				text[at++] = ':';
+			if (k == gap || (k == 0 && gap == 10))
+				text[at++] = ':';
+			for (d = 0; d < digits && !(d == 0 && digits == 5 && rand_r(&seed) % 2); d++)
+				text[at++] = alphabet[rand_r(&seed) % (sizeof(alphabet) - 1)];
+		}
+		if (gap == 11)
+			at += (size_t)snprintf(text + at, sizeof(text) - at, ":1.2.3.4");
+		else if (gap == 9 && at < sizeof(text) - 2)
+			text[at++] = ':';
+		text[at] = '\0';
+		if (at) /* an empty line is no entry */
+			check_ipv6_spelling(text);
+	}
+}
+
 static void test_set_file_unreadable(void **state)
 {
 	struct ruleset rs;
@@ -1291,6 +1364,7 @@ int main(void)
 		cmocka_unit_test(test_set_file_good),
 		cmocka_unit_test(test_set_file_errors),
 		cmocka_unit_test(test_set_file_ipv4_spellings),
+		cmocka_unit_test(test_set_file_ipv6_spellings),
 		cmocka_unit_test(test_set_file_unreadable),
 		cmocka_unit_test(test_set_file_too_large),
 		cmocka_unit_test(test_set_file_million),
