@@ -84,22 +84,29 @@ static __always_inline __u64 addr_hash_find(void *tbl, const struct addr_hash_ke
 }
 
 /*
- * The vector id of IPv4 address @a in field @field: its /24 front table
+ * The vector id of the IPv4 address of field @field: its /24 front table
  * and the address hash table, or its LPM trie. These lookups are
  * subprograms of their own, not inlined: their lookup keys then live
  * in their frames, beside classify_step's rather than on top of it, and
  * the three frames of the deepest call chain must share 512 bytes of stack.
+ * The two with loops are global functions: the verifier checks each once,
+ * not once for every call site and path that reaches it (that tripled the
+ * time to load the programs).
  */
-static __noinline __u32 addr_vec_v4(const __u8 *a, const struct moat_gen_config *cfg, __u32 gen,
-				    __u32 table, __u32 field)
+__noinline __u32 addr_vec_v4(const struct moat_pkt *p, const struct moat_gen_config *cfg,
+			     __u32 gen, __u32 table, __u32 field)
 {
 	__u32 slot = MOAT_DIR4_SLOT(table, field) & 7;
+	const __u8 *a;
 	struct moat_lpm4_key k = {
 		.prefixlen = MOAT_LPM_TAG_BITS + 32,
 		.tag = bpf_htonl(MOAT_LPM_TAG(table, field)),
 	};
 	void *map;
 
+	if (!p || !cfg)
+		return 0;
+	a = field == MOAT_FIELD_SRC ? p->src : p->dst;
 	/* A /24 front table: its entry is the longest match of at most /24;
 	 * the hash table holds the longer ones. */
 	if (cfg->dir24_mask & (1u << slot)) {
@@ -150,14 +157,19 @@ static __noinline __u32 addr_vec_v6_trie(const __u8 *a, __u32 gen, __u32 table, 
 
 /* The same for IPv6 address @a in a field in the address hash table (a
  * frame apart from the trie's key: the two would not fit in one). */
-static __noinline __u32 addr_vec_v6_hash(const __u8 *a, const struct moat_gen_config *cfg,
-					 __u32 gen, __u32 slot)
+__noinline __u32 addr_vec_v6_hash(const struct moat_pkt *p, const struct moat_gen_config *cfg,
+				  __u32 gen, __u32 field, __u32 slot)
 {
-	struct addr_hash_key hk = { .mask = cfg->addr_hash_mask };
+	struct addr_hash_key hk = {};
 	__u64 hi, lo, found;
 	__u32 i, lens;
+	const __u8 *a;
 	void *map;
 
+	if (!p || !cfg)
+		return 0;
+	a = field == MOAT_FIELD_SRC ? p->src : p->dst;
+	hk.mask = cfg->addr_hash_mask;
 	slot &= MOAT_DIR4_SLOTS - 1;
 
 	/* One lookup per prefix length, longest first, the address cut to
@@ -219,9 +231,9 @@ static __always_inline __u32 addr_vec(const struct moat_pkt *p, const struct moa
 		return e;
 	}
 	if (p->family == 4)
-		return addr_vec_v4(a, cfg, gen, table, field);
+		return addr_vec_v4(p, cfg, gen, table, field);
 	if (cfg->hash6_mask & (1u << slot))
-		return addr_vec_v6_hash(a, cfg, gen, slot);
+		return addr_vec_v6_hash(p, cfg, gen, field, slot);
 	return addr_vec_v6_trie(a, gen, table, field);
 }
 

@@ -1066,7 +1066,7 @@ static void bench_set(void)
 			sum = all_memlock(&in.maps);
 			snprintf(name, sizeof(name), "mem.per_prefix_all.v%d", fam);
 			add_metric(name, (double)(sum - base_all) / (double)cfg.big, "B",
-				   "the same over both generations and the shadow of the tries "
+				   "the same over both generations (and the tries' shadow) "
 				   "(what a reload updates in place)");
 		}
 		/* reload of the same rule set onto the live instance */
