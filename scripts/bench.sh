@@ -532,10 +532,10 @@ EOF2
 			echo "| \`moat reload\` 16,384 NACL rules (same rules) | ${CTL_RELOAD:-n/a} |"
 			echo "| \`moat reload\` 16,384 rules, one of them over a ${BIG}-prefix set (from the 16,384 rules above) | ${CTL_RELOAD_BIG:-n/a} |"
 			echo "| \`moat attach\` the same (16,384 rules, one over a ${BIG}-prefix set) | ${CTL_ATTACH_BIG:-n/a} |"
-			echo "| \`moat reload\` the same again (set unchanged: nothing to update in the tries) | ${CTL_RELOAD_BIG_SAME:-n/a} |"
-			echo "| \`moat reload\` with one prefix added to the set (tries updated in place) | ${CTL_RELOAD_BIG_CHANGED:-n/a} |"
+			echo "| \`moat reload\` the same again (set unchanged: no page of the front and hash tables differs) | ${CTL_RELOAD_BIG_SAME:-n/a} |"
+			echo "| \`moat reload\` with one prefix added to the set (the pages that differ rewritten in place) | ${CTL_RELOAD_BIG_CHANGED:-n/a} |"
 			echo
-			echo "Target (issue 7): reload of 16,384 rules + 1M prefixes < 1,000 ms. Each generation keeps its own maps; a reload rewrites the idle generation's in place (only the entries and pages that differ), switches, and then brings the other generation's tries in step the same way (user/addr_sync.c). The same operations through the library, split into parse / compile / map filling, are in section 1's control-plane table (ctl.*)."
+			echo "Target (issue 7): reload of 16,384 rules + 1M prefixes < 1,000 ms. Each generation keeps its own maps; a reload rewrites the idle generation's in place (only the pages and trie entries that differ), switches, and then brings the other generation's tries in step the same way (user/generation.c, user/addr_sync.c). A set this large is a /24 front table plus moat's address hash table for its prefixes longer than /24, arrays written through mmap, so bringing it in costs no kernel map inserts. The same operations through the library, split into parse / compile / map filling, are in section 1's control-plane table (ctl.*)."
 		else
 			echo "(not run)"
 		fi

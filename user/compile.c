@@ -435,55 +435,64 @@ static int cmp_prefix(const void *a, const void *b)
 	return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-/* LSD radix sort of @n (key, index) pairs by key, 16 bits a pass over the
- * low @bits bits (a multiple of 16); @tmp and @cnt are scratch. */
+/* LSD radix sort of @n (key, index) pairs by the low @bits bits of key,
+ * RADIX_BITS a pass (8,192 buckets: their write streams stay in cache);
+ * @tmp is scratch. */
+#define RADIX_BITS 13
 struct radix_pair {
 	uint64_t key, idx;
 };
 
-static void radix_sort(struct radix_pair *a, struct radix_pair *tmp, size_t n, unsigned bits,
-		       size_t *cnt)
+static int radix_sort(struct radix_pair *a, struct radix_pair *tmp, size_t n, unsigned bits)
 {
+	const size_t nb = (size_t)1 << RADIX_BITS;
+	size_t *cnt = malloc(nb * sizeof(*cnt)), i, c;
+	struct radix_pair *orig = a;
 	unsigned shift;
-	size_t i, c;
 
-	for (shift = 0; shift < bits; shift += 16) {
+	if (!cnt)
+		return -ENOMEM;
+	for (shift = 0; shift < bits; shift += RADIX_BITS) {
 		size_t sum = 0;
 		struct radix_pair *t;
 
-		memset(cnt, 0, 65536 * sizeof(*cnt));
+		memset(cnt, 0, nb * sizeof(*cnt));
 		for (i = 0; i < n; i++)
-			cnt[(a[i].key >> shift) & 0xffff]++;
-		for (c = 0; c < 65536; c++) {
+			cnt[(a[i].key >> shift) & (nb - 1)]++;
+		for (c = 0; c < nb; c++) {
 			size_t k = cnt[c];
 
 			cnt[c] = sum;
 			sum += k;
 		}
 		for (i = 0; i < n; i++)
-			tmp[cnt[(a[i].key >> shift) & 0xffff]++] = a[i];
+			tmp[cnt[(a[i].key >> shift) & (nb - 1)]++] = a[i];
 		t = a;
 		a = tmp;
 		tmp = t;
 	}
-	/* an odd number of passes leaves the result in the scratch array */
-	if ((bits / 16) & 1)
-		memcpy(tmp, a, n * sizeof(*a));
+	/* after an odd number of passes the result is in the scratch array */
+	if (a != orig)
+		memcpy(orig, a, n * sizeof(*a));
+	free(cnt);
+	return 0;
 }
 
 /*
  * Sort prefix items by address, then length, then position (cmp_prefix's
  * order). A radix sort orders them by one 64-bit key in a few passes, so
  * that sets of a million prefixes sort in milliseconds instead of most of
- * a second of comparisons: for IPv4 the key is the whole order (address,
- * length, position); for IPv6 it is the top half of the address, and the
- * few items that share it (a /64 and the /128s in it) are compared after.
+ * a second of comparisons. For IPv4 the key is the whole order (address,
+ * length, position: 52 bits), and the items are rebuilt from it; for IPv6
+ * it is the top half of the address, and the few items that share it (a
+ * /64 and the /128s in it) are compared after.
  */
 static int sort_items(struct prefix_item *items, size_t n, int family)
 {
 	struct radix_pair *key, *tmp;
-	struct prefix_item *out;
-	size_t i, j, *cnt;
+	struct prefix_item *out = NULL;
+	size_t i, j;
+	int err;
 
 	if (n < 1024) {
 		qsort(items, n, sizeof(*items), cmp_prefix);
@@ -491,44 +500,53 @@ static int sort_items(struct prefix_item *items, size_t n, int family)
 	}
 	key = malloc(n * sizeof(*key));
 	tmp = malloc(n * sizeof(*tmp));
-	cnt = malloc(65536 * sizeof(*cnt));
-	out = malloc(n * sizeof(*out));
-	if (!key || !tmp || !cnt || !out) {
-		free(key);
-		free(tmp);
-		free(cnt);
-		free(out);
-		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++) {
+	if (family == 6)
+		out = malloc(n * sizeof(*out));
+	err = !key || !tmp || (family == 6 && !out) ? -ENOMEM : 0;
+	for (i = 0; !err && i < n; i++) {
 		const uint8_t *a = items[i].pfx.addr;
 		uint64_t hi;
 
 		if (family == 4) {
-			/* positions are below MOAT_MAX_RULES (16 bits) */
-			hi = (uint64_t)a[0] << 56 | (uint64_t)a[1] << 48 | (uint64_t)a[2] << 40 |
-			     (uint64_t)a[3] << 32 | (uint64_t)items[i].pfx.len << 16 | items[i].pos;
+			/* positions are below MOAT_MAX_RULES (14 bits) */
+			_Static_assert(MOAT_MAX_RULES <= 1 << 14, "position bits");
+			hi = ((uint64_t)a[0] << 24 | a[1] << 16 | a[2] << 8 | a[3]) << 20 |
+			     (uint64_t)items[i].pfx.len << 14 | items[i].pos;
 		} else {
 			memcpy(&hi, a, 8);
 			hi = be64toh(hi);
 		}
 		key[i] = (struct radix_pair){ hi, i };
 	}
-	radix_sort(key, tmp, n, 64, cnt);
-	for (i = 0; i < n; i++)
-		out[i] = items[key[i].idx];
-	for (i = 0; family == 6 && i < n; i = j) {
-		for (j = i + 1; j < n && key[j].key == key[i].key; j++)
-			;
-		if (j - i > 1)
-			qsort(out + i, j - i, sizeof(*out), cmp_prefix);
+	if (!err)
+		err = radix_sort(key, tmp, n, family == 4 ? 52 : 64);
+	for (i = 0; !err && family == 4 && i < n; i++) {
+		uint32_t addr = (uint32_t)(key[i].key >> 20);
+
+		memset(&items[i].pfx, 0, sizeof(items[i].pfx));
+		items[i].pfx.family = 4;
+		items[i].pfx.len = (uint8_t)(key[i].key >> 14 & 63);
+		items[i].pfx.addr[0] = addr >> 24;
+		items[i].pfx.addr[1] = addr >> 16;
+		items[i].pfx.addr[2] = addr >> 8;
+		items[i].pfx.addr[3] = addr;
+		items[i].pos = (uint32_t)(key[i].key & 0x3fff);
 	}
-	memcpy(items, out, n * sizeof(*items));
+	if (!err && family == 6) {
+		for (i = 0; i < n; i++)
+			out[i] = items[key[i].idx];
+		for (i = 0; i < n; i = j) {
+			for (j = i + 1; j < n && key[j].key == key[i].key; j++)
+				;
+			if (j - i > 1)
+				qsort(out + i, j - i, sizeof(*out), cmp_prefix);
+		}
+		memcpy(items, out, n * sizeof(*items));
+	}
 	free(key);
 	free(tmp);
-	free(cnt);
 	free(out);
-	return 0;
+	return err;
 }
 
 static bool rule_eligible(const struct rule *r, int family)
