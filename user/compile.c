@@ -771,6 +771,7 @@ out:
 }
 
 enum addr_tables_mode addr_tables_mode = ADDR_TABLES_AUTO;
+size_t addr_prefix_limit = MOAT_MAX_ADDR_PREFIXES;
 
 /*
  * 64-bit digest of a map image (FNV-1a over 8-byte words, then the
@@ -929,6 +930,24 @@ int compile_ruleset(const struct ruleset *rs, struct moat_image *img, struct dia
 		}
 	}
 	compile_untracked_replies(rs, img);
+	if (img->nlpm4 + img->nlpm6 > addr_prefix_limit) {
+		size_t k, named = 0; /* the fields' /0 entries are moat's own */
+
+		for (k = 0; k < img->nlpm4; k++)
+			named += img->lpm4[k].key.prefixlen > MOAT_LPM_TAG_BITS;
+		for (k = 0; k < img->nlpm6; k++)
+			named += img->lpm6[k].key.prefixlen > MOAT_LPM_TAG_BITS;
+		if (named > addr_prefix_limit) {
+			diags_add(d, DIAG_ERROR, NULL, 0, 0,
+				  "the rules name %zu address prefixes (a set counts once for "
+				  "each direction and address field it is used in); moat holds "
+				  "at most %zu per rule set, so that its maps stay within a "
+				  "bounded size",
+				  named, addr_prefix_limit);
+			err = -E2BIG;
+			goto out;
+		}
+	}
 	err = dir4_build(img);
 	if (!err)
 		err = dir24_build(img);

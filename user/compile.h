@@ -75,6 +75,16 @@ enum addr_tables_mode {
 extern enum addr_tables_mode addr_tables_mode;
 
 /*
+ * Most address prefixes one rule set may hold, over all directions and
+ * fields (a set named in two fields counts twice): bounds the maps a rule
+ * set needs - per generation about 100 B a prefix, plus two 64 MiB /24
+ * front tables at most - so a file too large for the host is refused
+ * before anything is loaded. addr_prefix_limit is this, lowered by tests.
+ */
+#define MOAT_MAX_ADDR_PREFIXES ((size_t)1 << 22)
+extern size_t addr_prefix_limit;
+
+/*
  * Compile @rs. Returns 0, or a negative errno with the reason in @d
  * (e.g. -E2BIG when a table holds more than MOAT_MAX_RULES rules).
  */
