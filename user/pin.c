@@ -111,7 +111,13 @@ int pin_open_maps(const char *ifname, struct moat_maps *m, char *err, size_t err
 		fd = bpf_obj_get(path);
 		if (fd < 0) {
 			rc = -errno;
-			if (rc == -ENOENT)
+			if (rc == -ENOENT && i > 0)
+				/* some maps are there: pinned by a moat with others */
+				snprintf(err, errlen,
+					 "%s holds the maps of another moat version (no %s): "
+					 "detach and attach again",
+					 dir, moat_map_names[i]);
+			else if (rc == -ENOENT)
 				snprintf(err, errlen, "moat is not attached to %s (no %s)", ifname,
 					 path);
 			else
