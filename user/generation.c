@@ -17,6 +17,7 @@
  * one after a grace period.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -416,35 +417,110 @@ static int slot_maps(struct moat_maps *m, const struct moat_image *img,
 	return 0;
 }
 
-/* After the switch and the grace period: the other slot gets arrays of the
- * right shape where it has none (the first reload after attach finds them
- * there to rewrite). */
-static int complete_other(struct moat_maps *m, const struct moat_image *img,
-			  const struct moat_rule_info *infos, unsigned other)
-{
-	int outer[IN_COUNT];
-	__u32 slot = other;
-	size_t i;
-	int rc = 0;
+/*
+ * The arrays the other slot lacks in the new shape (a first reload after
+ * attach, a set brought in or grown): built in a thread of their own while
+ * the idle slot is written, installed by complete_other after the grace
+ * period. A million-prefix set's front and hash tables are ~90 MB to fill.
+ */
+struct other_arrays {
+	struct moat_maps *m;
+	const struct moat_image *img;
+	const struct moat_rule_info *infos;
+	unsigned other;
+	int fds[IN_COUNT];
+	pthread_t thread;
+	bool running;
+};
 
-	outer_maps(m, outer);
+static void *build_other_arrays(void *arg)
+{
+	struct other_arrays *o = arg;
+	int outer[IN_COUNT];
+	size_t i;
+
+	outer_maps(o->m, outer);
 	for (i = 0; i < IN_COUNT; i++) {
 		struct array_image a;
 		int fd;
 
 		if (!is_array(i))
 			continue;
-		a = array_image(img, infos, i);
-		fd = own_array(outer[i], other, &a);
+		a = array_image(o->img, o->infos, i);
+		/* The other slot is still in force, but its maps do not change
+		 * until complete_other: their shape may be judged now. */
+		fd = own_array(outer[i], o->other, &a);
+		if (fd >= 0)
+			close(fd);
+		else
+			o->fds[i] = array_build(&a);
+	}
+	return NULL;
+}
+
+/* @o->fds must be -1 already. */
+static void other_arrays_start(struct other_arrays *o, struct moat_maps *m,
+			       const struct moat_image *img, const struct moat_rule_info *infos,
+			       unsigned other)
+{
+	o->m = m;
+	o->img = img;
+	o->infos = infos;
+	o->other = other;
+	o->running = pthread_create(&o->thread, NULL, build_other_arrays, o) == 0;
+}
+
+/* Wait for the builder; with @drop, close what it built. */
+static void other_arrays_join(struct other_arrays *o, bool drop)
+{
+	size_t i;
+
+	if (o->running)
+		pthread_join(o->thread, NULL);
+	o->running = false;
+	for (i = 0; drop && i < IN_COUNT; i++) {
+		if (o->fds[i] >= 0)
+			close(o->fds[i]);
+		o->fds[i] = -1;
+	}
+}
+
+/* After the switch and the grace period: the other slot gets arrays of the
+ * right shape where it has none (the first reload after attach finds them
+ * there to rewrite): those @o built, or built now. */
+static int complete_other(struct moat_maps *m, const struct moat_image *img,
+			  const struct moat_rule_info *infos, unsigned other,
+			  struct other_arrays *o)
+{
+	int outer[IN_COUNT];
+	__u32 slot = other;
+	size_t i;
+	int rc = 0;
+
+	other_arrays_join(o, false);
+	outer_maps(m, outer);
+	for (i = 0; i < IN_COUNT; i++) {
+		struct array_image a;
+		int fd = o->fds[i];
+
+		if (!is_array(i))
+			continue;
+		o->fds[i] = -1;
 		if (fd < 0) {
+			a = array_image(img, infos, i);
+			fd = own_array(outer[i], other, &a);
+			if (fd >= 0) {
+				close(fd);
+				continue;
+			}
 			fd = array_build(&a);
 			if (fd < 0) {
 				rc = fd;
 				continue;
 			}
-			if (bpf_map_update_elem(outer[i], &slot, &fd, BPF_ANY))
-				rc = -errno;
 		}
+		if (bpf_map_update_elem(outer[i], &slot, &fd, BPF_ANY))
+			rc = -errno;
 		close(fd);
 	}
 	return rc;
@@ -463,6 +539,7 @@ static int apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 	__u32 minfo_len = sizeof(minfo);
 	uint8_t *used_new = NULL;
 	struct addr_plan plan;
+	struct other_arrays other = { .running = false };
 	unsigned live_gen = 0, in_place;
 	__u32 zero = 0, idle;
 	double t0 = now_ms(), t1, t2;
@@ -471,6 +548,8 @@ static int apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 
 	outer_maps(m, outer);
 	addr_plan_init(&plan);
+	for (i = 0; i < IN_COUNT; i++)
+		other.fds[i] = -1;
 	rc = compile_ruleset(rs, &img, d);
 	if (rc)
 		return rc;
@@ -510,6 +589,8 @@ static int apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 		plan.idle_fds[i] = -1;
 	}
 	addr_prebuild_other(m, &plan, &img, !idle);
+	if (spare)
+		other_arrays_start(&other, m, &img, infos, !idle);
 	in_place = plan.in_place;
 	rc = slot_maps(m, &img, infos, idle, addr_slot_quiet(&plan, idle), fds, installed,
 		       &in_place);
@@ -545,7 +626,7 @@ static int apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 	 * next reload its in-place updates. */
 	rc = addr_sync_other(m, &plan, &img, !idle);
 	if (plan.other_quiet) {
-		int err = complete_other(m, &img, infos, !idle);
+		int err = complete_other(m, &img, infos, !idle, &other);
 
 		rc = rc ? rc : err;
 	}
@@ -564,6 +645,7 @@ static int apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 	}
 	rc = 0;
 out:
+	other_arrays_join(&other, true);
 	addr_plan_free(&plan);
 	for (i = 0; i < IN_COUNT; i++)
 		if (fds[i] >= 0)
