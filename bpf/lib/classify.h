@@ -48,9 +48,9 @@ struct addr_hash_key {
 
 /*
  * Look @k up in the address hash table @tbl: ADDR_HASH_FOUND | its vector
- * id, or 0. A subprogram of its own, the key in its caller's frame: inlined
- * into a loop over prefix lengths, its values would spill onto the stack
- * the three frames of the deepest call chain must share (512 bytes).
+ * id, or 0. Inlined into the loops over prefix lengths below; the key is
+ * one struct in the caller's frame, which those frames can afford (the
+ * three frames of the deepest call chain share 512 bytes of stack).
  */
 static __always_inline __u64 addr_hash_find(void *tbl, const struct addr_hash_key *k)
 {
