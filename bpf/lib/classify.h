@@ -57,8 +57,6 @@ static __always_inline __u64 addr_hash_find(void *tbl, const struct addr_hash_ke
 	__u64 h;
 	__u32 b, i, n, full;
 
-	if (!k)
-		return 0;
 	h = moat_addr_hash(k->hi, k->lo, k->tag);
 	b = (__u32)h & k->mask;
 	for (n = 0; n < 2; n++) {
@@ -97,11 +95,8 @@ __noinline __u32 addr_vec_v4(const struct moat_pkt *p, const struct moat_gen_con
 			     __u32 gen, __u32 table, __u32 field)
 {
 	__u32 slot = MOAT_DIR4_SLOT(table, field) & 7;
+	struct moat_lpm4_key k;
 	const __u8 *a;
-	struct moat_lpm4_key k = {
-		.prefixlen = MOAT_LPM_TAG_BITS + 32,
-		.tag = bpf_htonl(MOAT_LPM_TAG(table, field)),
-	};
 	void *map;
 
 	if (!p || !cfg)
@@ -137,6 +132,9 @@ __noinline __u32 addr_vec_v4(const struct moat_pkt *p, const struct moat_gen_con
 		}
 		return e & ~MOAT_DIR4_CHUNK;
 	}
+	/* The trie's key is built only here, not for fields with a front. */
+	k.prefixlen = MOAT_LPM_TAG_BITS + 32;
+	k.tag = bpf_htonl(MOAT_LPM_TAG(table, field));
 	map = bpf_map_lookup_elem(&gen_lpm4, &gen);
 	__builtin_memcpy(k.addr, a, 4);
 	return map ? lookup_u32(map, &k) : 0;
@@ -179,6 +177,9 @@ __noinline __u32 addr_vec_v6_hash(const struct moat_pkt *p, const struct moat_ge
 	if (!map)
 		return 0;
 	__builtin_memcpy(&lens, cfg->hash6_lens[slot], 4);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	lens = __builtin_bswap32(lens); /* the first length in the low byte */
+#endif
 	__builtin_memcpy(&hi, a, 8);
 	__builtin_memcpy(&lo, a + 8, 8);
 	hi = bpf_be64_to_cpu(hi);
