@@ -345,7 +345,7 @@ struct moat_ct_key {
 	__u16 pad;
 	__be16 port_lo, port_hi;  /* ICMP echo: identifier in both */
 	__u8 addr_lo[16], addr_hi[16];
-};
+} __attribute__((aligned(8))); /* the datapath clears it with 8-byte stores */
 _Static_assert(sizeof(struct moat_ct_key) == 40, "ct key");
 
 enum moat_ct_state {
@@ -363,7 +363,7 @@ enum moat_ct_state {
 #define MOAT_CT_F_FIN_HI 0x10
 
 struct moat_ct_value {
-	__u64 created_ns;   /* bpf_ktime_get_ns() at creation */
+	__u64 created_ns;   /* CLOCK_MONOTONIC ns at creation, to a timer tick */
 	__u64 last_ns;	    /* last packet */
 	__u32 timeout_s;    /* entry expires at last_ns + timeout */
 	__u8 state;	    /* enum moat_ct_state */

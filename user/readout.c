@@ -41,7 +41,7 @@ uint64_t readout_now_ns(void)
 {
 	struct timespec ts;
 
-	/* bpf_ktime_get_ns() is CLOCK_MONOTONIC. */
+	/* Entries are stamped with CLOCK_MONOTONIC as of the last timer tick. */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }

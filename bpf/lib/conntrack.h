@@ -190,9 +190,36 @@ static __always_inline __u32 ct_timeout(const struct moat_ct_timeouts *t, __u8 p
 	return t->other;
 }
 
+/*
+ * Connection tracking's clock, in CLOCK_MONOTONIC nanoseconds as of the last
+ * timer tick. Timeouts are whole seconds, so a tick (1-10 ms) is exact
+ * enough. Reading it costs three nested kernel calls, while jiffies is one
+ * load the verifier inlines: each CPU reads the clock again only when jiffies
+ * has moved, which is at most once per tick.
+ */
+struct moat_clock {
+	__u64 jiffies;
+	__u64 ns;
+};
+
+static __always_inline __u64 ct_clock(struct moat_clock *clock)
+{
+	__u64 j = bpf_jiffies64();
+
+	if (j != clock->jiffies) {
+		clock->ns = bpf_ktime_get_coarse_ns();
+		clock->jiffies = j;
+	}
+	return clock->ns;
+}
+
+/* An entry stamped a tick later (by another CPU's clock, or by user space
+ * with the fine clock) may lie ahead of @now: that is no age at all. */
 static __always_inline int ct_expired(const struct moat_ct_value *v, __u64 now)
 {
-	return now - v->last_ns > (__u64)v->timeout_s * NSEC_PER_SEC;
+	__s64 age = (__s64)(now - v->last_ns);
+
+	return age > (__s64)((__u64)v->timeout_s * NSEC_PER_SEC);
 }
 
 /* The state an entry created by packet @p starts in. */

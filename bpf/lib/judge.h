@@ -23,8 +23,9 @@
  * frames (judge, classify, candidate-word callback) share 512 bytes.
  */
 struct moat_scratch {
-	struct moat_pkt pkt __attribute__((aligned(8))); /* 8-byte stores clear it */
+	struct moat_pkt pkt;
 	struct moat_ct_value new_entry; /* the entry sg_commit creates */
+	struct moat_clock clock;	/* this CPU's last clock read */
 };
 
 /* One slot per direction, so an egress program never meets an ingress
@@ -113,8 +114,8 @@ static __always_inline int is_untracked_reply(__u32 gen, const struct moat_pkt *
 /* SG stage, decision only: what would let this packet through. */
 static __always_inline int sg_judge(void *rules, const struct moat_gen_config *cfg,
 				    __u32 gen, const struct moat_pkt *p, __u32 dir, void *data, void *end,
-				    struct sg_decision *d, struct moat_dir_counters *c,
-				    struct moat_trace *t)
+				    struct sg_decision *d, struct moat_clock *clock,
+				    struct moat_dir_counters *c, struct moat_trace *t)
 {
 	__u32 table = MOAT_TABLE(MOAT_STAGE_SG, dir);
 	struct moat_rule_info *info;
@@ -129,7 +130,7 @@ static __always_inline int sg_judge(void *rules, const struct moat_gen_config *c
 		return MOAT_PASS;
 	if (t)
 		t->sg_on = 1;
-	now = bpf_ktime_get_ns();
+	now = ct_clock(clock);
 	d->now = now;
 
 	/* An ICMP error that quotes a tracked flow travels with it. (The
@@ -374,11 +375,11 @@ static __always_inline int moat_judge(void *data, void *end, __u32 dir, __u32 le
 	if (dir == MOAT_DIR_IN) {
 		v = nacl_judge(rules, cfg, gen, p, MOAT_DIR_IN, len, c, t);
 		if (v == MOAT_PASS)
-			v = sg_judge(rules, cfg, gen, p, MOAT_DIR_IN, data, end, &sgd, c, t);
+			v = sg_judge(rules, cfg, gen, p, MOAT_DIR_IN, data, end, &sgd, &s->clock, c, t);
 		else
 			sgd.by = MOAT_SG_BY_NULL;
 	} else {
-		v = sg_judge(rules, cfg, gen, p, MOAT_DIR_OUT, data, end, &sgd, c, t);
+		v = sg_judge(rules, cfg, gen, p, MOAT_DIR_OUT, data, end, &sgd, &s->clock, c, t);
 		if (v == MOAT_PASS)
 			v = nacl_judge(rules, cfg, gen, p, MOAT_DIR_OUT, len, c, t);
 	}

@@ -50,7 +50,7 @@ struct moat_pkt {
 	__u16 icmp_id;	    /* echo identifier, host order */
 	__u16 l4_off;	    /* offset of the L4 header from the frame start */
 	__u8 src[16], dst[16];
-};
+} __attribute__((aligned(8))); /* so that clearing it takes 8-byte stores */
 
 struct vlan_hdr_ {
 	__be16 tci;
