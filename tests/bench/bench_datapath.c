@@ -946,6 +946,48 @@ static void time_nacl_case(struct inst *in, const struct ruleset *rs, const char
 	inst_close(&nc);
 }
 
+/*
+ * The targets divide the largest size's cost by the smallest's. Measured
+ * minutes apart, the two would also differ by how loaded the machine was
+ * in between; so once both are loaded, their packets run again in turns,
+ * and each case keeps the best of all its runs (every case gets as many).
+ */
+static void remeasure_in_turns(struct inst *in[2], const struct gen_out *g[2], const char *kind,
+			       const size_t n[2])
+{
+	double best[2][2] = { { 1e18, 1e18 }, { 1e18, 1e18 } };
+	static const char *const pk[2] = { "last", "none" };
+	uint8_t frame[2][2][256];
+	size_t len[2][2];
+	int r, i, j;
+
+	for (i = 0; i < 2; i++) {
+		len[i][0] = frame_of(g[i]->last, frame[i][0], sizeof(frame[i][0]), NULL);
+		len[i][1] = frame_of(g[i]->none, frame[i][1], sizeof(frame[i][1]), NULL);
+	}
+	for (r = 0; r < cfg.runs; r++)
+		for (i = 0; i < 2; i++)
+			for (j = 0; j < 2; j++) {
+				double ns = 1e18;
+
+				if (test_run(in[i]->xdp, frame[i][j], len[i][j], cfg.repeat, &ns,
+					     NULL))
+					die("BPF_PROG_TEST_RUN: %s", strerror(errno));
+				if (ns < best[i][j])
+					best[i][j] = ns;
+			}
+	for (i = 0; i < 2; i++)
+		for (j = 0; j < 2; j++) {
+			char name[64];
+			size_t x;
+
+			snprintf(name, sizeof(name), "nacl.%s.%zu.%s", kind, n[i], pk[j]);
+			for (x = 0; x < nresults; x++)
+				if (!strcmp(results[x].name, name) && best[i][j] < results[x].ns)
+					results[x].ns = best[i][j];
+		}
+}
+
 static void bench_nacl(void)
 {
 	size_t s, n0 = cfg.sizes[0], n1 = cfg.sizes[cfg.nsizes - 1];
@@ -954,6 +996,9 @@ static void bench_nacl(void)
 	for (k = 0; k < GEN_NKINDS; k++) {
 		long long mem0 = 0, mem1 = 0;
 		size_t data0 = 0, data1 = 0;
+		struct parsed p0 = { 0 };
+		struct gen_out g0 = { 0 };
+		struct inst in0;
 
 		if (!in_list(cfg.kinds, gen_kind_name[k]))
 			continue;
@@ -995,6 +1040,22 @@ static void bench_nacl(void)
 			time_nacl_case(&in, &p.rs, name, g.last, XDP_PASS);
 			snprintf(name, sizeof(name), "nacl.%s.%zu.none", gen_kind_name[k], n);
 			time_nacl_case(&in, &p.rs, name, g.none, XDP_DROP);
+			if (s == 0 && cfg.nsizes > 1) {
+				/* kept for remeasure_in_turns */
+				in0 = in;
+				p0 = p;
+				g0 = g;
+				continue;
+			}
+			if (s == cfg.nsizes - 1 && cfg.nsizes > 1) {
+				struct inst *pair[2] = { &in0, &in };
+				const struct gen_out *gp[2] = { &g0, &g };
+				const size_t np[2] = { n0, n };
+
+				remeasure_in_turns(pair, gp, gen_kind_name[k], np);
+				inst_close(&in0);
+				ruleset_free(&p0.rs);
+			}
 			inst_close(&in);
 			ruleset_free(&p.rs);
 		}
