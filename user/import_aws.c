@@ -1133,6 +1133,18 @@ int aws_import_add_members_file(struct aws_import *imp, const char *path, struct
 
 /* ---- network ACL ------------------------------------------------------ */
 
+/* A checked port range from..to as " dport A[-B]"; nothing for 0-65535,
+ * which is every port. Network ACL entries and SG permissions share it. */
+static void add_dport(struct sbuf *m, long from, long to)
+{
+	if (from == 0 && to == 65535)
+		return;
+	if (from == to)
+		sbuf_addf(m, " dport %ld", from);
+	else
+		sbuf_addf(m, " dport %ld-%ld", from, to);
+}
+
 /* PortRange of a tcp/udp entry as " dport A[-B]" (nothing for 0-65535). */
 static int nacl_ports(struct ctx *c, struct json_object *e, const char *path, struct sbuf *m)
 {
@@ -1159,12 +1171,7 @@ static int nacl_ports(struct ctx *c, struct json_object *e, const char *path, st
 		ctx_error(c, p, "From %ld is above To %ld", from, to);
 		return -1;
 	}
-	if (from == 0 && to == 65535)
-		return 0;
-	if (from == to)
-		sbuf_addf(m, " dport %ld", from);
-	else
-		sbuf_addf(m, " dport %ld-%ld", from, to);
+	add_dport(m, from, to);
 	return 0;
 }
 
@@ -1416,12 +1423,7 @@ static int sg_match(struct ctx *c, struct json_object *o, const char *path, int 
 				  to);
 			return -1;
 		}
-		if (from == 0 && to == 65535)
-			return 0;
-		if (from == to)
-			sbuf_addf(m, " dport %ld", from);
-		else
-			sbuf_addf(m, " dport %ld-%ld", from, to);
+		add_dport(m, from, to);
 		return 0;
 	case 1:
 	case 58:

@@ -1551,33 +1551,18 @@ static void finding_ref(struct lint_finding *f, const struct lrule *lr)
 	f->nrefs++;
 }
 
-__attribute__((format(printf, 2, 3))) static int finding_msg(struct lint_finding *f,
-							     const char *fmt, ...)
+/* *text = the formatted string (a finding's message or fix); NULL and
+ * -ENOMEM when out of memory. */
+__attribute__((format(printf, 2, 3))) static int finding_text(char **text, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = vasprintf(&f->message, fmt, ap);
+	n = vasprintf(text, fmt, ap);
 	va_end(ap);
 	if (n < 0) {
-		f->message = NULL;
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-__attribute__((format(printf, 2, 3))) static int finding_fix(struct lint_finding *f,
-							     const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&f->fix, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		f->fix = NULL;
+		*text = NULL;
 		return -ENOMEM;
 	}
 	return 0;
@@ -1662,11 +1647,11 @@ static int report_never(struct lctx *c, const struct ltab *t, size_t pos, const 
 	finding_ref(f, lr);
 	rule_name(lr->r, name, sizeof(name));
 	if (!q->n) {
-		err = finding_msg(f,
+		err = finding_text(&f->message,
 				  "%s can never match: no packet has all it asks for "
 				  "(an address set without a prefix of its family?)",
 				  name);
-		return err ? err : finding_fix(f, "remove it, or fix its addresses");
+		return err ? err : finding_text(&f->fix, "remove it, or fix its addresses");
 	}
 	/* one rule that covers it all says it best */
 	if (one) {
@@ -1683,20 +1668,20 @@ static int report_never(struct lctx *c, const struct ltab *t, size_t pos, const 
 	pick_point(c, &wq->v[0], t->dir, &pt);
 	finding_witness(f, &pt, t->dir);
 	if (nacl) {
-		err = finding_msg(f, "%s never matches: %s, tried first, cover%s all it matches",
+		err = finding_text(&f->message, "%s never matches: %s, tried first, cover%s all it matches",
 				  name, who, w->ntakers > 1 || w->more_takers ? "" : "s");
 		if (!err)
 			err = opposite
-				      ? finding_fix(f,
+				      ? finding_text(&f->fix,
 						    "give it a number below %d if it should decide "
 						    "these packets; otherwise remove it",
 						    w->ntakers ? w->takers[0]->r->number : 0)
-				      : finding_fix(f, "remove it: it changes nothing");
+				      : finding_text(&f->fix, "remove it: it changes nothing");
 	} else {
-		err = finding_msg(f, "%s adds nothing: %s already allow%s all it allows", name, who,
+		err = finding_text(&f->message, "%s adds nothing: %s already allow%s all it allows", name, who,
 				  w->ntakers > 1 || w->more_takers ? "" : "s");
 		if (!err)
-			err = finding_fix(f, "remove it (SG rules are a union)");
+			err = finding_text(&f->fix, "remove it (SG rules are a union)");
 	}
 	return err;
 }
@@ -1717,10 +1702,10 @@ static int report_override(struct lctx *c, const struct ltab *t, const struct lr
 	rule_name(by->r, byname, sizeof(byname));
 	pick_point(c, part, t->dir, &pt);
 	finding_witness(f, &pt, t->dir);
-	if (finding_msg(f, "part of what %s (%s) matches is decided first by %s (%s)", name,
+	if (finding_text(&f->message, "part of what %s (%s) matches is decided first by %s (%s)", name,
 			rule_action_name(lr->r->action), byname, rule_action_name(by->r->action)))
 		return -ENOMEM;
-	return finding_fix(f, "nothing if intended; to let %s decide that part, number it below %d",
+	return finding_text(&f->fix, "nothing if intended; to let %s decide that part, number it below %d",
 			   name, by->r->number);
 }
 
@@ -1949,26 +1934,26 @@ static int check_denies_all(struct lctx *c)
 			typical_opener(dir, &pt);
 			finding_witness(f, &pt, dir);
 			if (!t->n && stage == RULE_STAGE_NACL)
-				err = finding_msg(
-					f,
+				err = finding_text(
+					&f->message,
 					"the NACL stage is on but has no `%s` rule: every "
 					"%s packet is dropped",
 					rule_dir_name(dir),
 					dir == RULE_DIR_IN ? "inbound" : "outbound");
 			else if (!t->n)
-				err = finding_msg(f,
+				err = finding_text(&f->message,
 						  "the SG stage is on but has no `%s` rule: no "
 						  "%s connection can be opened",
 						  rule_dir_name(dir),
 						  dir == RULE_DIR_IN ? "inbound" : "outbound");
 			else
-				err = finding_msg(f,
+				err = finding_text(&f->message,
 						  "every `nacl %s` rule denies or never matches: "
 						  "every %s packet is dropped",
 						  rule_dir_name(dir),
 						  dir == RULE_DIR_IN ? "inbound" : "outbound");
 			if (!err)
-				err = finding_fix(f, "%s",
+				err = finding_text(&f->fix, "%s",
 						  stage == RULE_STAGE_NACL ? nacl_fix[dir]
 									   : sg_fix[dir]);
 			if (err)
@@ -2084,14 +2069,14 @@ static int report_hole(struct lctx *c, enum rule_dir dir, enum lcls cls, const s
 	sg_suggestion(c, k, cls, sg, sizeof(sg));
 
 	if (cls == CLS_TCP)
-		err = finding_msg(f,
+		err = finding_text(&f->message,
 				  "%s admits return traffic but also lets %s open tcp "
 				  "connections: %s%s; %s lets the SYN-ACK %s",
 				  name, dir == RULE_DIR_IN ? "peers" : "this host", span, more,
 				  k ? kname : "the other direction",
 				  dir == RULE_DIR_IN ? "out" : "in");
 	else
-		err = finding_msg(f,
+		err = finding_text(&f->message,
 				  "%s admits return traffic but also lets %s start udp "
 				  "flows: %s%s; %s lets the replies %s",
 				  name, dir == RULE_DIR_IN ? "peers" : "this host", span, more,
@@ -2104,17 +2089,17 @@ static int report_hole(struct lctx *c, enum rule_dir dir, enum lcls cls, const s
 		fixed = *lr->r;
 		fixed.established = true;
 		rule_text(c, &fixed, text, sizeof(text));
-		return finding_fix(f,
+		return finding_text(&f->fix,
 				   "match only replies: `%s`; or let an SG track the "
 				   "connections%s and drop %s",
 				   text, sg, name);
 	}
 	if (cls == CLS_TCP)
-		return finding_fix(f,
+		return finding_text(&f->fix,
 				   "split %s so its tcp part can carry `established`, or let an "
 				   "SG track the connections%s",
 				   name, sg);
-	return finding_fix(f,
+	return finding_text(&f->fix,
 			   "udp has no `established`: let an SG track these flows%s and drop "
 			   "%s, or narrow its ports to the replies you expect",
 			   sg, name);
@@ -2264,7 +2249,7 @@ static int report_return(struct lctx *c, enum rule_dir dir, enum lcls cls, const
 		snprintf(what, sizeof(what), "%s %s %s to %s", cls == CLS_TCP ? "open" : "start",
 			 cls_name(cls), cls == CLS_TCP ? "connections" : "flows", ports);
 	}
-	err = finding_msg(f, "%s lets %s %s but `nacl %s` drops %s replies: %s%s", name,
+	err = finding_text(&f->message, "%s lets %s %s but `nacl %s` drops %s replies: %s%s", name,
 			  dir == RULE_DIR_IN ? "peers" : "this host", what, rule_dir_name(!dir),
 			  all > 0    ? "all their"
 			  : all == 0 ? "some of their"
@@ -2298,9 +2283,9 @@ static int report_return(struct lctx *c, enum rule_dir dir, enum lcls cls, const
 	fix.number = num ? num : RULE_NACL_NUMBER_MAX;
 	rule_text(c, &fix, text, sizeof(text));
 	if (!num)
-		return finding_fix(f, "add `%s`, numbered below nacl %s %d (renumber to make room)",
+		return finding_text(&f->fix, "add `%s`, numbered below nacl %s %d (renumber to make room)",
 				   text, rule_dir_name(!dir), k ? k->r->number : 0);
-	return finding_fix(f, "add `%s`", text);
+	return finding_text(&f->fix, "add `%s`", text);
 }
 
 /*
@@ -2512,12 +2497,12 @@ static int check_sg_exposure(struct lctx *c)
 			 w4 && w6 ? " and " : "", w6 ? "::/0" : "");
 		if (nopen) {
 			finding_witness(f, &first, RULE_DIR_IN);
-			err = finding_msg(f, "%s opens %s to %s%s%s%s", name, open, world,
+			err = finding_text(&f->message, "%s opens %s to %s%s%s%s", name, open, world,
 					  nblocked ? " (nacl in drops " : "", blocked,
 					  nblocked ? ")" : "");
 		} else {
 			finding_witness(f, &first, RULE_DIR_IN);
-			err = finding_msg(f, "%s opens %s to %s; nacl in drops it for now", name,
+			err = finding_text(&f->message, "%s opens %s to %s; nacl in drops it for now", name,
 					  blocked, world);
 		}
 		fix = *lr->r;
@@ -2533,7 +2518,7 @@ static int check_sg_exposure(struct lctx *c)
 		else
 			rule_name(lr->r, text, sizeof(text));
 		if (!err)
-			err = finding_fix(f,
+			err = finding_text(&f->fix,
 					  "allow administrative ports only from the networks "
 					  "that administer the host, e.g. `%s` (your admin "
 					  "network or a set such as @admins), or through a VPN",
@@ -2725,7 +2710,7 @@ static int report_too_big(struct lctx *c, const struct lrule *lr)
 		return -ENOMEM;
 	finding_ref(f, lr);
 	rule_name(lr->r, name, sizeof(name));
-	if (finding_msg(f,
+	if (finding_text(&f->message,
 			"%s: its src and dst sets make more than %u address pairs; lint "
 			"cannot analyse it exactly",
 			name, MAX_RULE_BOXES))
@@ -2872,7 +2857,7 @@ int lint_run(const struct ruleset *rs, const struct lint_opts *o, struct lint_re
 		} else {
 			for (i = 0; i < c.nincomplete_rules; i++)
 				finding_ref(f, c.incomplete_rules[i]);
-			err = finding_msg(f,
+			err = finding_text(&f->message,
 					  "%zu question%s took more than the work budget (%s%s); "
 					  "what they would have found is not reported",
 					  res->incomplete, res->incomplete > 1 ? "s" : "",
