@@ -281,11 +281,14 @@ static __always_inline __u64 vec_word(void *words, const struct moat_vec *v, __u
 	return wp ? *wp : 0;
 }
 
-/* The decision-cache slot of @k: a multiplicative hash of its words. */
-static __always_inline __u32 decision_slot(const struct moat_decision_key *k)
+/* The decision-cache slot of @k: a multiplicative hash of its words. Its
+ * first word comes in registers (@epoch, @table): it has just been stored,
+ * and one 8-byte load of two fresh 4-byte stores stalls the CPU. */
+static __always_inline __u32 decision_slot(const struct moat_decision_key *k, __u32 epoch,
+					   __u32 table)
 {
 	const __u64 *q = (const __u64 *)k;
-	__u64 h = q[0] * 0x9e3779b97f4a7c15ULL;
+	__u64 h = (((__u64)table << 32) | epoch) * 0x9e3779b97f4a7c15ULL;
 
 	h = (h ^ q[1]) * 0xff51afd7ed558ccdULL;
 	h = (h ^ q[2]) * 0xc4ceb9fe1a85ec53ULL;
@@ -375,7 +378,7 @@ __noinline int moat_classify(const struct moat_pkt *p, const struct moat_gen_con
 	void *l4, *vecs, *words;
 	struct moat_decision_entry *entry;
 	__u32 base, idx, sw, f, w;
-	__u64 acc;
+	__u64 acc, more;
 
 	if (!p || !nrules || table >= MOAT_NTABLES)
 		return MOAT_NO_RULE;
@@ -440,10 +443,33 @@ __noinline int moat_classify(const struct moat_pkt *p, const struct moat_gen_con
 	for (sw = 0; sw < MOAT_SUMMARY_WORDS; sw++)
 		c.cand[sw] &= v[1]->summary[sw] & v[2]->summary[sw] & v[3]->summary[sw];
 
-	/* Fast path: the lowest candidate word usually holds the winner. */
 	w = lowest_word(c.cand);
 	if (w >= MOAT_VEC_WORDS)
 		return MOAT_NO_RULE;
+	sw = (w >> 6) & (MOAT_SUMMARY_WORDS - 1);
+	/* Other candidate words besides the lowest? */
+	more = c.cand[sw] & (c.cand[sw] - 1);
+	for (f = 0; f < MOAT_SUMMARY_WORDS; f++)
+		if (f != sw)
+			more |= c.cand[f];
+
+	/* With more than one candidate word, the answer may take a walk:
+	 * unless this tuple of vectors was decided before under the same rule
+	 * set, whose answer is then the answer. */
+	entry = 0;
+	if (more) {
+		__u32 epoch = cfg->epoch;
+
+		c.key.epoch = epoch;
+		c.key.table = table;
+		idx = decision_slot(&c.key, epoch, table);
+		if (!moat_decision_cache_off)
+			entry = bpf_map_lookup_elem(&decision_cache, &idx);
+		if (entry && decision_key_equal(&entry->key, &c.key))
+			return entry->result;
+	}
+
+	/* Fast path: the lowest candidate word usually holds the winner. */
 	acc = vec_word(words, v[0], w, gen);
 	if (acc)
 		acc &= vec_word(words, v[4], w, gen);
@@ -453,21 +479,19 @@ __noinline int moat_classify(const struct moat_pkt *p, const struct moat_gen_con
 		acc &= vec_word(words, v[2], w, gen);
 	if (acc)
 		acc &= vec_word(words, v[3], w, gen);
-	if (acc)
-		return w * 64 + bits_ctz64(acc);
-	sw = (w >> 6) & (MOAT_SUMMARY_WORDS - 1);
-
-	/* Slow path: the remaining candidates, in order, unless this tuple
-	 * of vectors was decided before under the same rule set. */
-	c.cand[sw] &= c.cand[sw] - 1;
-	if (!(c.cand[0] | c.cand[1] | c.cand[2] | c.cand[3]))
+	if (acc) {
+		c.result = w * 64 + bits_ctz64(acc);
+		if (entry) {
+			entry->key = c.key;
+			entry->result = c.result;
+		}
+		return c.result;
+	}
+	if (!more)
 		return MOAT_NO_RULE;
-	c.key.epoch = cfg->epoch;
-	c.key.table = table;
-	idx = decision_slot(&c.key);
-	entry = moat_decision_cache_off ? 0 : bpf_map_lookup_elem(&decision_cache, &idx);
-	if (entry && decision_key_equal(&entry->key, &c.key))
-		return entry->result;
+
+	/* Slow path: the remaining candidates, in order. */
+	c.cand[sw] &= c.cand[sw] - 1;
 	bpf_loop(MOAT_VEC_WORDS, classify_step, &c, 0);
 	/* Also in trace mode: every program instance has its own cache (it
 	 * is not pinned), and a cached answer is the answer. */

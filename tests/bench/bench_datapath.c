@@ -914,10 +914,10 @@ static void walk_words(const struct ruleset *rs, const struct packet *p, size_t 
 }
 
 /*
- * A packet whose winner is not in the lowest candidate word is decided by
- * walking the candidates once, then from the decision cache: the timed
- * loop repeats one packet, so it measures the cached answer. Such cases are
- * timed a second time (".walk") on an instance without the cache, which is
+ * A packet with more than one candidate word is answered from the decision
+ * cache once decided (the timed loop repeats one packet, so it measures
+ * the cached answer). One whose winner is not in the lowest candidate word
+ * is decided by walking the candidates; such cases are timed a second time (".walk") on an instance without the cache, which is
  * what the first packet of each new combination of field vectors costs.
  */
 static void time_nacl_case(struct inst *in, const struct ruleset *rs, const char *name,
@@ -933,7 +933,7 @@ static void time_nacl_case(struct inst *in, const struct ruleset *rs, const char
 	frame_of(spec, frame, sizeof(frame), &p);
 	walk_words(rs, &p, &cand, &visited);
 	snprintf(extra, sizeof(extra), "candidate_words=%zu walked=%zu%s", cand, visited,
-		 visited > 1 ? " (decision cache)" : "");
+		 cand > 1 ? " (decision cache)" : "");
 	time_case(in, name, spec, want, extra);
 	if (visited <= 1)
 		return;

@@ -797,6 +797,54 @@ static void test_decision_cache_epochs(void **state)
 		ruleset_free(&rs[k]);
 }
 
+/*
+ * The decision cache is also filled when the lowest candidate word holds
+ * the winner, and consulted first whenever more than one word is a
+ * candidate: here rule 1 wins, and rules 2..70 (words 0 and 1) match the
+ * packet too. Each packet is judged three times, the later runs answer
+ * from the cache; the allowed and the denied packet each must keep rule
+ * 1's answer.
+ */
+static void test_decision_cache_lowest_word(void **state)
+{
+	const char *pkts[] = { "tcp 198.18.9.5:1000 > 198.18.1.1:2",
+			       "tcp 198.18.9.5:1000 > 198.18.1.1:3" };
+	struct ruleset rs;
+	struct diags d;
+	struct packet p;
+	struct diff_case c;
+	char err[128], *text;
+	size_t len = 0, cap = 8192;
+	int i, k;
+
+	text = malloc(cap);
+	assert_non_null(text);
+	len += snprintf(text + len, cap - len,
+			"nacl in 1 allow tcp src 198.18.9.0/24 dport 2\n");
+	for (i = 2; i <= 70; i++)
+		len += snprintf(text + len, cap - len,
+				"nacl in %d %s tcp src 198.18.9.0/24 dport 2-3\n", i,
+				i % 2 ? "allow" : "deny");
+	ruleset_init(&rs);
+	diags_init(&d);
+	assert_int_equal(rules_parse_text("lowest", text, len, &rs, &d), 0);
+	diags_free(&d);
+	free(text);
+	assert_int_equal(diff_apply(&rs, true), 0);
+	for (k = 0; k < 2; k++) {
+		char *argv[] = { (char *)pkts[k] };
+
+		assert_int_equal(packet_parse(1, argv, &p, err, sizeof(err)), 0);
+		for (i = 0; i < 3; i++) {
+			if (!diff_judge(&rs, RULE_DIR_IN, &p, &c)) {
+				diff_print_case(&rs, RULE_DIR_IN, &p, &c);
+				fail_msg("packet %d, run %d: datapath and reference disagree", k, i);
+			}
+		}
+	}
+	ruleset_free(&rs);
+}
+
 /* Id of the inner map in slot @slot of map-of-maps @outer (0: none). */
 static __u32 slot_map_id(int outer, unsigned slot)
 {
@@ -1071,6 +1119,11 @@ static void test_decision_cache_epochs_run(void **state)
 	run_or_skip(test_decision_cache_epochs, state);
 }
 
+static void test_decision_cache_lowest_word_run(void **state)
+{
+	run_or_skip(test_decision_cache_lowest_word, state);
+}
+
 static void test_address_maps_in_place_run(void **state)
 {
 	run_or_skip(test_address_maps_in_place, state);
@@ -1089,6 +1142,7 @@ int main(void)
 		cmocka_unit_test(test_mixed_lookups_run),
 		cmocka_unit_test(test_large_ipv6_set_run),
 		cmocka_unit_test(test_decision_cache_epochs_run),
+		cmocka_unit_test(test_decision_cache_lowest_word_run),
 		cmocka_unit_test(test_address_maps_in_place_run),
 		cmocka_unit_test(test_words_past_fast_array_run),
 	};
