@@ -281,14 +281,23 @@ static __always_inline __u64 vec_word(void *words, const struct moat_vec *v, __u
 	return wp ? *wp : 0;
 }
 
+/* The first 8 bytes of a decision key: @epoch, then @table. */
+static __always_inline __u64 decision_first_word(__u32 epoch, __u32 table)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return ((__u64)table << 32) | epoch;
+#else
+	return ((__u64)epoch << 32) | table;
+#endif
+}
+
 /* The decision-cache slot of @k: a multiplicative hash of its words. Its
- * first word comes in registers (@epoch, @table): it has just been stored,
- * and one 8-byte load of two fresh 4-byte stores stalls the CPU. */
-static __always_inline __u32 decision_slot(const struct moat_decision_key *k, __u32 epoch,
-					   __u32 table)
+ * first word (epoch, table) comes in registers as @first: it has just been
+ * stored, and one 8-byte load of two fresh 4-byte stores stalls the CPU. */
+static __always_inline __u32 decision_slot(const struct moat_decision_key *k, __u64 first)
 {
 	const __u64 *q = (const __u64 *)k;
-	__u64 h = (((__u64)table << 32) | epoch) * 0x9e3779b97f4a7c15ULL;
+	__u64 h = first * 0x9e3779b97f4a7c15ULL;
 
 	h = (h ^ q[1]) * 0xff51afd7ed558ccdULL;
 	h = (h ^ q[2]) * 0xc4ceb9fe1a85ec53ULL;
@@ -296,12 +305,14 @@ static __always_inline __u32 decision_slot(const struct moat_decision_key *k, __
 	return (__u32)(h >> 40) & (MOAT_DECISION_ENTRIES - 1);
 }
 
+/* Whether cached key @a is @b, whose first word is @first (in registers,
+ * as for decision_slot). */
 static __always_inline int decision_key_equal(const struct moat_decision_key *a,
-					      const struct moat_decision_key *b)
+					      const struct moat_decision_key *b, __u64 first)
 {
 	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
 
-	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+	return x[0] == first && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
 }
 
 /* The lowest word set in @cand, or MOAT_VEC_WORDS. */
@@ -459,13 +470,14 @@ __noinline int moat_classify(const struct moat_pkt *p, const struct moat_gen_con
 	entry = 0;
 	if (more) {
 		__u32 epoch = cfg->epoch;
+		__u64 first = decision_first_word(epoch, table);
 
 		c.key.epoch = epoch;
 		c.key.table = table;
-		idx = decision_slot(&c.key, epoch, table);
+		idx = decision_slot(&c.key, first);
 		if (!moat_decision_cache_off)
 			entry = bpf_map_lookup_elem(&decision_cache, &idx);
-		if (entry && decision_key_equal(&entry->key, &c.key))
+		if (entry && decision_key_equal(&entry->key, &c.key, first))
 			return entry->result;
 	}
 
