@@ -917,8 +917,9 @@ static void walk_words(const struct ruleset *rs, const struct packet *p, size_t 
  * A packet with more than one candidate word is answered from the decision
  * cache once decided (the timed loop repeats one packet, so it measures
  * the cached answer). One whose winner is not in the lowest candidate word
- * is decided by walking the candidates; such cases are timed a second time (".walk") on an instance without the cache, which is
- * what the first packet of each new combination of field vectors costs.
+ * is decided by walking the candidates; such cases are timed a second time
+ * (".walk") on an instance without the cache, which is what the first
+ * packet of each new combination of field vectors costs.
  */
 static void time_nacl_case(struct inst *in, const struct ruleset *rs, const char *name,
 			   const char *spec, __u32 want)

@@ -800,10 +800,10 @@ static void test_decision_cache_epochs(void **state)
 /*
  * The decision cache is also filled when the lowest candidate word holds
  * the winner, and consulted first whenever more than one word is a
- * candidate: here rule 1 wins, and rules 2..70 (words 0 and 1) match the
- * packet too. Each packet is judged three times, the later runs answer
- * from the cache; the allowed and the denied packet each must keep rule
- * 1's answer.
+ * candidate: rules 2..70 (words 0 and 1) match both packets; rule 1
+ * allows the first, rule 2 denies the second, both winners in word 0.
+ * Each packet is judged three times, the later runs answer from the
+ * cache; every run must agree with the reference (rule and verdict).
  */
 static void test_decision_cache_lowest_word(void **state)
 {
