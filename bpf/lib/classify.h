@@ -493,18 +493,11 @@ __noinline int moat_classify(const struct moat_pkt *p, const struct moat_gen_con
 		acc &= vec_word(words, v[3], w, gen);
 	if (acc) {
 		c.result = w * 64 + bits_ctz64(acc);
-		if (entry) {
-			entry->key = c.key;
-			entry->result = c.result;
-		}
-		return c.result;
+	} else if (more) {
+		/* Slow path: the remaining candidates, in order. */
+		c.cand[sw] &= c.cand[sw] - 1;
+		bpf_loop(MOAT_VEC_WORDS, classify_step, &c, 0);
 	}
-	if (!more)
-		return MOAT_NO_RULE;
-
-	/* Slow path: the remaining candidates, in order. */
-	c.cand[sw] &= c.cand[sw] - 1;
-	bpf_loop(MOAT_VEC_WORDS, classify_step, &c, 0);
 	/* Also in trace mode: every program instance has its own cache (it
 	 * is not pinned), and a cached answer is the answer. */
 	if (entry) {
