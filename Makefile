@@ -47,7 +47,7 @@ TEST_HELP := $(wildcard tests/lib/*.c)
 .PHONY: all deps demo demo-aws test bench clean format format-check check unit-tests bpf-tests fuzz
 
 # Fuzz targets (libFuzzer, clang): pure parsing code only.
-FUZZ_SRCS := user/diag.c user/rules_parse.c user/rules_format.c user/compile.c user/dir4.c user/dir24.c user/hash6.c user/addr_hash.c user/import_aws.c
+FUZZ_SRCS := user/diag.c user/rules_parse.c user/rules_format.c user/compile.c user/dir4.c user/dir24.c user/hash6.c user/addr_hash.c user/addr_filter.c user/import_aws.c
 FUZZ_BINS := $(BUILD)/fuzz/fuzz_rules $(BUILD)/fuzz/fuzz_import
 FUZZ_RUNS ?= 10000000
 

@@ -163,6 +163,25 @@ static inline __u32 moat_addr_bucket2(__u32 first, __u64 hash)
 	return first ^ ((__u32)(hash >> 32) | 1);
 }
 #define MOAT_HASH6_NONE 0xff
+/*
+ * The address filter: a field with two or more IPv6 prefix lengths would
+ * pay one hash lookup per length, although an address usually lies in the
+ * prefixes of one length or none (a block list's common case). Every prefix
+ * of the field lies in one block of the field's shortest length (its cut);
+ * the filter holds, per block, which of the field's lengths have a prefix
+ * in it: a 4-bit mask (bit i: hash6_lens[slot][i]) in slot
+ * moat_addr_filter_slot() of the block's hash, 16 slots to a 64-bit value
+ * of `gen_addr_filter`. Lookups go only to the lengths the mask names. Two
+ * blocks sharing a slot share their masks, so a length may be looked up in
+ * vain, never skipped wrongly. At MOAT_ADDR_FILTER_SLOTS_PER_KEY slots per
+ * prefix, about 1 address in 8 outside the prefixes still takes a lookup.
+ * The IPv4 counterpart is the /24 front table's chunk flag.
+ */
+#define MOAT_ADDR_FILTER_SLOTS_PER_KEY 8
+static inline __u32 moat_addr_filter_slot(__u64 hash, __u32 mask)
+{
+	return (__u32)(hash >> 32) & mask;
+}
 #define MOAT_DIR4_SLOTS (MOAT_NTABLES * 2)
 #define MOAT_DIR4_L1 65536
 #define MOAT_DIR4_CHUNK 0x80000000u
@@ -264,17 +283,23 @@ struct moat_gen_config {
 	/* buckets in `gen_addr_hash` - 1 (a power of two - 1, at least 1 when
 	 * the table holds anything) */
 	__u32 addr_hash_mask;
+	/* slots in `gen_addr_filter` - 1 (see MOAT_ADDR_FILTER_SLOTS_PER_KEY) */
+	__u32 addr_filter_mask;
+	/* per MOAT_DIR4_SLOT: the length an IPv6 hash field's addresses are
+	 * cut to for the filter (its shortest prefix length), 0: no filter */
+	__u8 hash6_cut[MOAT_DIR4_SLOTS];
+	__u32 pad;
 };
-_Static_assert(sizeof(struct moat_gen_config) == 256, "gen config");
+_Static_assert(sizeof(struct moat_gen_config) == 272, "gen config");
 #define MOAT_DIR24_SLICES 2
 
 /*
  * Decision cache (internal, per program instance, never pinned): the first
  * matching position for one table and one tuple of field vectors. The
  * answer is a pure function of the vectors, so it holds for as long as the
- * rule set (epoch) does. Consulted only when the lowest candidate word does
- * not hold the winner, where the datapath would otherwise walk the
- * remaining candidate words.
+ * rule set (epoch) does. Consulted before the lowest candidate word when
+ * more than one word is a candidate, where the answer may need a walk over
+ * the remaining candidate words.
  */
 #define MOAT_DECISION_NFIELDS 5
 struct moat_decision_key {

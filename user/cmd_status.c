@@ -45,7 +45,7 @@ static unsigned long long maps_memlock(struct moat_maps *m)
 {
 	int outer[] = { m->gen_lpm4, m->gen_lpm6,  m->gen_l4,	 m->gen_dir4,
 			m->gen_addr_hash, m->gen_vecs, m->gen_words, m->gen_words_more, m->gen_rules,
-			m->gen_dir24, m->gen_shadow };
+			m->gen_dir24, m->gen_addr_filter, m->gen_shadow };
 	const size_t nouter = sizeof(outer) / sizeof(outer[0]);
 	unsigned long long total = 0;
 	__u32 seen[2 * (sizeof(outer) / sizeof(outer[0])) + MOAT_ADDR_KINDS];

@@ -23,6 +23,7 @@
 #include "compile.h"
 #include "dir24.h"
 #include "dir4.h"
+#include "addr_filter.h"
 #include "addr_hash.h"
 #include "hash6.h"
 
@@ -955,6 +956,8 @@ int compile_ruleset(const struct ruleset *rs, struct moat_image *img, struct dia
 		err = hash6_build(img);
 	if (!err)
 		err = addr_hash_build(img);
+	if (!err)
+		err = addr_filter_build(img);
 	if (!err) {
 		img->cfg.digest[0] = image_digest(img->lpm4, img->nlpm4 * sizeof(*img->lpm4));
 		img->cfg.digest[1] = image_digest(img->lpm6, img->nlpm6 * sizeof(*img->lpm6));
@@ -996,6 +999,7 @@ void image_free(struct moat_image *img)
 	free(img->hash4);
 	free(img->hash6);
 	free(img->addr_hash);
+	free(img->addr_filter);
 	free(img->vindex);
 	memset(img, 0, sizeof(*img));
 }
@@ -1006,5 +1010,6 @@ size_t image_bytes(const struct moat_image *img)
 	       img->nwords * sizeof(uint64_t) + img->nrules * sizeof(struct moat_rule_info) +
 	       img->nlpm4 * (sizeof(struct moat_lpm4_key) + 4) +
 	       img->nlpm6 * (sizeof(struct moat_lpm6_key) + 4) + img->ndir4 * sizeof(uint32_t) +
-	       img->naddr_hash * sizeof(struct moat_addr_bucket) + img->ndir24 * sizeof(uint32_t);
+	       img->naddr_hash * sizeof(struct moat_addr_bucket) + img->ndir24 * sizeof(uint32_t) +
+	       img->naddr_filter * sizeof(uint64_t);
 }

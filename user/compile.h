@@ -57,6 +57,8 @@ struct moat_image {
 	size_t nhash6;
 	struct moat_addr_bucket *addr_hash;
 	size_t naddr_hash;
+	uint64_t *addr_filter; /* lengths per block of IPv6 hash fields */
+	size_t naddr_filter;   /* 64-bit values (16 blocks' masks each) */
 	/* Dedup index over vectors: open addressing on a content hash. */
 	uint32_t *vindex;
 	size_t vindex_cap;

@@ -271,7 +271,7 @@ out:
 
 /* A generation's inner maps, in the order of struct moat_maps' gen_* maps. */
 enum { IN_LPM4, IN_LPM6, IN_L4, IN_DIR4, IN_ADDR_HASH, IN_VECS, IN_WORDS, IN_WORDS_MORE, IN_RULES,
-       IN_DIR24, IN_COUNT };
+       IN_DIR24, IN_ADDR_FILTER, IN_COUNT };
 
 static const int addr_in[ADDR_NMAPS] = { IN_LPM4, IN_LPM6 };
 
@@ -279,7 +279,7 @@ static void outer_maps(const struct moat_maps *m, int outer[IN_COUNT])
 {
 	const int o[IN_COUNT] = { m->gen_lpm4,	m->gen_lpm6,  m->gen_l4,    m->gen_dir4,
 				  m->gen_addr_hash, m->gen_vecs,  m->gen_words, m->gen_words_more,
-				  m->gen_rules, m->gen_dir24 };
+				  m->gen_rules, m->gen_dir24, m->gen_addr_filter };
 
 	memcpy(outer, o, sizeof(o));
 }
@@ -339,6 +339,10 @@ static struct array_image array_image(const struct moat_image *img,
 		return (struct array_image){ "moat_addr_hash", sizeof(struct moat_addr_bucket),
 					     img->naddr_hash ? img->naddr_hash : 1, var,
 					     img->addr_hash, img->naddr_hash };
+	case IN_ADDR_FILTER:
+		return (struct array_image){ "moat_addr_filt", 8,
+					     img->naddr_filter ? img->naddr_filter : 1, var,
+					     img->addr_filter, img->naddr_filter };
 	default:
 		return (struct array_image){ "moat_dir24", 8, img->ndir24 ? img->ndir24 / 2 : 1,
 					     var, img->dir24, img->ndir24 / 2 };
@@ -529,7 +533,7 @@ static int complete_other(struct moat_maps *m, const struct moat_image *img,
 static int apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 		 struct gen_apply_info *info, bool spare)
 {
-	int fds[IN_COUNT] = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
+	int fds[IN_COUNT];
 	int outer[IN_COUNT];
 	bool installed[IN_COUNT];
 	struct moat_gen_config live_cfg;
@@ -549,7 +553,7 @@ static int apply(struct moat_maps *m, const struct ruleset *rs, struct diags *d,
 	outer_maps(m, outer);
 	addr_plan_init(&plan);
 	for (i = 0; i < IN_COUNT; i++)
-		other.fds[i] = -1;
+		fds[i] = other.fds[i] = -1;
 	rc = compile_ruleset(rs, &img, d);
 	if (rc)
 		return rc;

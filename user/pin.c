@@ -20,7 +20,7 @@
 
 const char *const moat_map_names[MOAT_NMAPS] = {
 	"active_gen", "gen_config", "gen_lpm4",	  "gen_lpm6", "gen_l4",	   "gen_dir4",
-	"gen_addr_hash", "gen_vecs",   "gen_words",  "gen_words_more", "gen_rules",  "gen_dir24", "gen_shadow",
+	"gen_addr_hash", "gen_vecs",   "gen_words",  "gen_words_more", "gen_rules",  "gen_dir24", "gen_addr_filter", "gen_shadow",
 	"rule_stats", "counters",   "conntrack",  "meta",	    "ct_pending",
 };
 _Static_assert(sizeof(struct moat_maps) == MOAT_NMAPS * sizeof(int), "moat_maps order");

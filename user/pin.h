@@ -15,7 +15,7 @@ struct moat_maps {
 	int active_gen;
 	int gen_config;
 	int gen_lpm4, gen_lpm6, gen_l4, gen_dir4, gen_addr_hash, gen_vecs, gen_words,
-	    gen_words_more, gen_rules, gen_dir24, gen_shadow;
+	    gen_words_more, gen_rules, gen_dir24, gen_addr_filter, gen_shadow;
 	int rule_stats;
 	int counters;
 	int conntrack;
@@ -25,7 +25,7 @@ struct moat_maps {
 
 /* The names the maps are pinned under, in struct moat_maps order. */
 extern const char *const moat_map_names[];
-#define MOAT_NMAPS 18
+#define MOAT_NMAPS 19
 
 void moat_maps_init(struct moat_maps *m);
 void moat_maps_close(struct moat_maps *m);

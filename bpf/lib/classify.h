@@ -160,9 +160,9 @@ __noinline __u32 addr_vec_v6_hash(const struct moat_pkt *p, const struct moat_ge
 {
 	struct addr_hash_key hk = {};
 	__u64 hi, lo, found;
-	__u32 i, lens;
+	__u32 i, lens, cut, want = 15; /* bit i: look length i up */
 	const __u8 *a;
-	void *map;
+	void *map, *filter;
 
 	if (!p || !cfg)
 		return 0;
@@ -184,11 +184,32 @@ __noinline __u32 addr_vec_v6_hash(const struct moat_pkt *p, const struct moat_ge
 	__builtin_memcpy(&lo, a + 8, 8);
 	hi = bpf_be64_to_cpu(hi);
 	lo = bpf_be64_to_cpu(lo);
-	for (i = 0; i < MOAT_HASH6_LENS; i++, lens >>= 8) {
+	/* The filter first: which lengths have a prefix in the address's
+	 * block (the address cut to the field's shortest length). */
+	cut = cfg->hash6_cut[slot];
+	if (cut && cut <= 128) {
+		__u32 fs, word;
+		__u64 *wp;
+
+		hk.hi = cut >= 64 ? hi : hi & (~0ULL << (64 - cut));
+		hk.lo = cut >= 128 ? lo : cut > 64 ? lo & (~0ULL << (128 - cut)) : 0;
+		fs = moat_addr_filter_slot(moat_addr_hash(hk.hi, hk.lo, MOAT_ADDR_TAG(slot, cut, 1)),
+					   cfg->addr_filter_mask);
+		word = fs >> 4;
+		filter = bpf_map_lookup_elem(&gen_addr_filter, &gen);
+		wp = filter ? bpf_map_lookup_elem(filter, &word) : 0;
+		if (wp)
+			want = (*wp >> ((fs & 15) * 4)) & 15;
+		if (!want)
+			return cfg->hash6_default[slot];
+	}
+	for (i = 0; i < MOAT_HASH6_LENS; i++, lens >>= 8, want >>= 1) {
 		__u32 len = lens & 0xff;
 
 		if (len > 128)
 			break;
+		if (!(want & 1))
+			continue;
 		/* keep the top @len bits of hi:lo */
 		hk.hi = len >= 64 ? hi : len ? hi & (~0ULL << (64 - len)) : 0;
 		hk.lo = len >= 128 ? lo : len > 64 ? lo & (~0ULL << (128 - len)) : 0;

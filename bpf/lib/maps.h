@@ -140,6 +140,9 @@ struct {
 	});
 } gen_addr_hash SEC(".maps");
 
+/* Address filters (see MOAT_ADDR_FILTER_SLOTS_PER_KEY), 16 slots a value. */
+MOAT_U64_ARRAYS_SIZED_TO_NEED(MOAT_GENERATIONS) gen_addr_filter SEC(".maps");
+
 /* Vector headers, by vector id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);

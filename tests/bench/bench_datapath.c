@@ -644,12 +644,12 @@ static long long fd_memlock(int fd)
 }
 
 /* memlock of the inner maps of the generation in force (bytes). */
-#define GEN_NINNER 10
+#define GEN_NINNER 11
 static long long gen_memlock(struct moat_maps *m, long long per[GEN_NINNER])
 {
 	int outer[GEN_NINNER] = { m->gen_lpm4,	m->gen_lpm6, m->gen_l4,	  m->gen_vecs,
 				  m->gen_words, m->gen_rules, m->gen_dir4, m->gen_addr_hash,
-				  m->gen_words_more, m->gen_dir24 };
+				  m->gen_words_more, m->gen_dir24, m->gen_addr_filter };
 	struct moat_gen_config gc;
 	unsigned gen;
 	long long sum = 0;
@@ -681,7 +681,8 @@ static long long all_memlock(struct moat_maps *m)
 {
 	int outer[GEN_NINNER + 1] = { m->gen_lpm4,  m->gen_lpm6,  m->gen_l4,	  m->gen_vecs,
 				      m->gen_words, m->gen_rules, m->gen_dir4,  m->gen_addr_hash,
-				      m->gen_words_more, m->gen_dir24, m->gen_shadow };
+				      m->gen_words_more, m->gen_dir24, m->gen_addr_filter,
+				      m->gen_shadow };
 	long long sum = 0;
 	int i;
 	__u32 slot;
@@ -831,8 +832,9 @@ static void mem_metrics(struct inst *in, const char *what, size_t nrules)
 	snprintf(name, sizeof(name), "mem.%s", what);
 	add_metric(name, (double)sum, "B",
 		   "rules=%zu lpm4=%lld lpm6=%lld l4=%lld vecs=%lld words=%lld rules_map=%lld "
-		   "dir4=%lld addr_hash=%lld",
-		   nrules, per[0], per[1], per[2], per[3], per[4] + per[8], per[5], per[6] + per[9], per[7]);
+		   "dir4=%lld addr_hash=%lld addr_filter=%lld",
+		   nrules, per[0], per[1], per[2], per[3], per[4] + per[8], per[5], per[6] + per[9], per[7],
+		   per[10]);
 }
 
 /*
@@ -1036,9 +1038,9 @@ static void bench_nacl(void)
 			snprintf(name, sizeof(name), "mem.nacl.%s.%zu", gen_kind_name[k], n);
 			add_metric(name, (double)mem, "B",
 				   "lpm4=%lld lpm6=%lld l4=%lld vecs=%lld words=%lld rules=%lld dir4=%lld "
-				   "addr_hash=%lld",
+				   "addr_hash=%lld addr_filter=%lld",
 				   per[0], per[1], per[2], per[3], per[4] + per[8], per[5], per[6] + per[9],
-				   per[7]);
+				   per[7], per[10]);
 
 			snprintf(name, sizeof(name), "nacl.%s.%zu.last", gen_kind_name[k], n);
 			time_nacl_case(&in, &p.rs, name, g.last, XDP_PASS);

@@ -708,6 +708,10 @@ static void test_large_ipv6_set(void **state)
 		assert_int_equal(compile_ruleset(&rs, &img, &d), 0);
 		assert_int_equal(!!(img.cfg.hash6_mask & (1u << MOAT_DIR4_SLOT(0, MOAT_FIELD_SRC))),
 				 !mode);
+		/* four lengths in the source field: it is filtered by its
+		 * blocks of the shortest, rule 20's /40 */
+		assert_int_equal(img.cfg.hash6_cut[MOAT_DIR4_SLOT(0, MOAT_FIELD_SRC)], mode ? 0 : 40);
+		assert_int_equal(img.naddr_filter > 0, !mode);
 		image_free(&img);
 		assert_int_equal(diff_apply(&rs, true), 0);
 		randgen_seed(&g, cfg.seed ^ 0x6e7 ^ mode);
