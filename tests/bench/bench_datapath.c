@@ -1100,6 +1100,7 @@ static void bench_set(void)
 		enum gen_kind kind = kinds[fi];
 		int fam = gen_family(kind);
 		char path[512], name[96], what[64];
+		const char *spec;
 		struct gen_out g, g10;
 		struct parsed p, p10;
 		struct gen_apply_info ai;
@@ -1154,6 +1155,15 @@ static void bench_set(void)
 			  fam == 4 ? "tcp 198.19.250.7:40000 > 198.19.255.200:80 flags A" :
 				     "tcp [fd00:ffaa::7]:40000 > [fd00:ffff::200]:80 flags A",
 			  XDP_DROP, "packet inside the set: deny by rule 1");
+		/* a source in no prefix of the field, as most of the traffic a
+		 * block list sees (198.18.0.0/24 and fd00:fffa::/32 are kept out
+		 * of the rules and the set) */
+		spec = fam == 4 ? "tcp 198.18.0.77:40000 > 198.19.255.200:80 flags A" :
+				  "tcp [fd00:fffa::7]:40000 > [fd00:ffff::200]:80 flags A";
+		check_packet(&p.rs, spec, -1);
+		snprintf(name, sizeof(name), "set.v%d.outside", fam);
+		time_case(&in, name, spec, XDP_DROP,
+			  "source in no prefix of the field (set or rule): implicit deny");
 		if (cfg.nsizes && cfg.sizes[0] == 10) {
 			/* the target: set.miss - nacl.10.last */
 			struct turn_case tc[2] = { { .in = &in10, .spec = g10.last },
