@@ -153,6 +153,13 @@ static __noinline __u32 addr_vec_v6_trie(const __u8 *a, __u32 gen, __u32 table, 
 	return map ? lookup_u32(map, &k) : 0;
 }
 
+/* The top @len bits of the IPv6 address @hi:@lo into @k. */
+static __always_inline void cut6(struct addr_hash_key *k, __u64 hi, __u64 lo, __u32 len)
+{
+	k->hi = len >= 64 ? hi : len ? hi & (~0ULL << (64 - len)) : 0;
+	k->lo = len >= 128 ? lo : len > 64 ? lo & (~0ULL << (128 - len)) : 0;
+}
+
 /* The same for IPv6 address @a in a field in the address hash table (a
  * frame apart from the trie's key: the two would not fit in one). */
 __noinline __u32 addr_vec_v6_hash(const struct moat_pkt *p, const struct moat_gen_config *cfg,
@@ -191,8 +198,7 @@ __noinline __u32 addr_vec_v6_hash(const struct moat_pkt *p, const struct moat_ge
 		__u32 fs, word;
 		__u64 *wp;
 
-		hk.hi = cut >= 64 ? hi : hi & (~0ULL << (64 - cut));
-		hk.lo = cut >= 128 ? lo : cut > 64 ? lo & (~0ULL << (128 - cut)) : 0;
+		cut6(&hk, hi, lo, cut);
 		fs = moat_addr_filter_slot(moat_addr_hash(hk.hi, hk.lo, MOAT_ADDR_TAG(slot, cut, 1)),
 					   cfg->addr_filter_mask);
 		word = fs >> 4;
@@ -210,9 +216,7 @@ __noinline __u32 addr_vec_v6_hash(const struct moat_pkt *p, const struct moat_ge
 			break;
 		if (!(want & 1))
 			continue;
-		/* keep the top @len bits of hi:lo */
-		hk.hi = len >= 64 ? hi : len ? hi & (~0ULL << (64 - len)) : 0;
-		hk.lo = len >= 128 ? lo : len > 64 ? lo & (~0ULL << (128 - len)) : 0;
+		cut6(&hk, hi, lo, len);
 		hk.tag = MOAT_ADDR_TAG(slot, len, 1);
 		found = addr_hash_find(map, &hk);
 		if (found)
