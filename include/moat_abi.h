@@ -163,6 +163,18 @@ static inline __u32 moat_addr_bucket2(__u32 first, __u64 hash)
 	return first ^ ((__u32)(hash >> 32) | 1);
 }
 #define MOAT_HASH6_NONE 0xff
+
+/* The high and low halves of the IPv6 address hi:lo (host order) cut to
+ * its top @len bits. */
+static inline __u64 moat_addr_cut6_hi(__u64 hi, __u32 len)
+{
+	return len >= 64 ? hi : len ? hi & (~0ULL << (64 - len)) : 0;
+}
+
+static inline __u64 moat_addr_cut6_lo(__u64 lo, __u32 len)
+{
+	return len >= 128 ? lo : len > 64 ? lo & (~0ULL << (128 - len)) : 0;
+}
 /*
  * The address filter: a field with two or more IPv6 prefix lengths would
  * pay one hash lookup per length, although an address usually lies in the

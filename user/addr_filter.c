@@ -16,11 +16,16 @@
 #include "addr_filter.h"
 #include "addr_hash.h"
 
-uint32_t addr_filter_slot6(uint64_t hi, uint64_t lo, uint32_t field, uint32_t cut, uint32_t mask)
+bool addr_filter_off;
+
+/* The filter slot of IPv6 prefix @hi:@lo (host order) of field @field cut
+ * to @cut bits, in a filter of @mask + 1 slots. */
+static uint32_t filter_slot(uint64_t hi, uint64_t lo, uint32_t field, uint32_t cut, uint32_t mask)
 {
-	hi = cut >= 64 ? hi : cut ? hi & (~0ULL << (64 - cut)) : 0;
-	lo = cut >= 128 ? lo : cut > 64 ? lo & (~0ULL << (128 - cut)) : 0;
-	return moat_addr_filter_slot(moat_addr_hash(hi, lo, MOAT_ADDR_TAG(field, cut, 1)), mask);
+	return moat_addr_filter_slot(moat_addr_hash(moat_addr_cut6_hi(hi, cut),
+						    moat_addr_cut6_lo(lo, cut),
+						    MOAT_ADDR_TAG(field, cut, 1)),
+				     mask);
 }
 
 /* The index of length @len in field @field's lengths (longest first). */
@@ -39,7 +44,7 @@ static uint8_t field_cut(const struct moat_gen_config *cfg, uint32_t field)
 	uint8_t cut = 0;
 	unsigned i;
 
-	if (!(cfg->hash6_mask & (1u << field)))
+	if (addr_filter_off || !(cfg->hash6_mask & (1u << field)))
 		return 0;
 	for (i = 0; i < MOAT_HASH6_LENS && cfg->hash6_lens[field][i] != MOAT_HASH6_NONE; i++)
 		cut = cfg->hash6_lens[field][i];
@@ -78,7 +83,7 @@ int addr_filter_build(struct moat_image *img)
 		field = ntohl(e->key.tag) % MOAT_DIR4_SLOTS;
 		if (!cfg->hash6_cut[field])
 			continue;
-		fs = addr_filter_slot6(s.hi, s.lo, field, cfg->hash6_cut[field], cfg->addr_filter_mask);
+		fs = filter_slot(s.hi, s.lo, field, cfg->hash6_cut[field], cfg->addr_filter_mask);
 		img->addr_filter[fs / 16] |= (uint64_t)1
 					     << ((fs % 16) * 4 + len_index(cfg, field, e->key.prefixlen));
 	}

@@ -8,6 +8,8 @@
 #ifndef MOAT_ADDR_FILTER_H
 #define MOAT_ADDR_FILTER_H
 
+#include <stdbool.h>
+
 #include "compile.h"
 
 /*
@@ -17,9 +19,7 @@
  */
 int addr_filter_build(struct moat_image *img);
 
-/* The filter slot of IPv6 address (or prefix) @hi:@lo (host order) of
- * field slot @field when cut to @cut bits, in a filter of @mask + 1
- * slots. */
-uint32_t addr_filter_slot6(uint64_t hi, uint64_t lo, uint32_t field, uint32_t cut, uint32_t mask);
+/* Build no filter (the benchmark's with/without rows; default false). */
+extern bool addr_filter_off;
 
 #endif

@@ -156,8 +156,8 @@ static __noinline __u32 addr_vec_v6_trie(const __u8 *a, __u32 gen, __u32 table, 
 /* The top @len bits of the IPv6 address @hi:@lo into @k. */
 static __always_inline void cut6(struct addr_hash_key *k, __u64 hi, __u64 lo, __u32 len)
 {
-	k->hi = len >= 64 ? hi : len ? hi & (~0ULL << (64 - len)) : 0;
-	k->lo = len >= 128 ? lo : len > 64 ? lo & (~0ULL << (128 - len)) : 0;
+	k->hi = moat_addr_cut6_hi(hi, len);
+	k->lo = moat_addr_cut6_lo(lo, len);
 }
 
 /* The same for IPv6 address @a in a field in the address hash table (a
